@@ -1,0 +1,1 @@
+//! keygate policies (being built).

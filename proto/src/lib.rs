@@ -1,0 +1,15 @@
+//! The vocabulary shared by keygate's daemon (`keygated`) and its client (`keygate`).
+//!
+//! Every string that comes from outside becomes one of these types exactly once, at the
+//! edge, and is validated there: [`SecretName`], [`AgentName`], [`RequestId`],
+//! [`GrantId`], [`Ttl`]-like durations via [`duration`]. Secret values travel as
+//! [`SecretValue`], which cannot be printed.
+
+pub mod duration;
+pub mod ids;
+pub mod names;
+pub mod secret;
+
+pub use ids::{GrantId, IdError, RequestId};
+pub use names::{AgentName, NameError, SecretName};
+pub use secret::SecretValue;
