@@ -1,7 +1,19 @@
 //! keygated, the keygate daemon.
 //!
-//! Read it in the order a request travels: the API authenticates it, `keygate_policies`
-//! decides, an approval channel asks a human, the grant table records the grant, and the value
-//! is read from the [`store`] at release.
+//! Read it in the order a request travels: [`api`] authenticates it and hands it to the
+//! [`gate`], which asks `keygate_policies` for a decision, posts it to the
+//! [`approval`] channels, records the decision in the [`requests`] table and the
+//! [`audit`] log, makes a grant in [`grants`], and at release reads the value from the
+//! [`store`].
 
+pub mod api;
+pub mod approval;
+pub mod audit;
+pub mod config;
+pub mod fsutil;
+pub mod gate;
+pub mod grants;
+pub mod identity;
+pub mod paths;
+pub mod requests;
 pub mod store;

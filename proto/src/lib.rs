@@ -5,6 +5,7 @@
 //! [`GrantId`], [`Ttl`]-like durations via [`duration`]. Secret values travel as
 //! [`SecretValue`], which cannot be printed.
 
+pub mod api;
 pub mod duration;
 pub mod ids;
 pub mod names;

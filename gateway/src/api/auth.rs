@@ -1,0 +1,59 @@
+//! Who is calling: `Authorization: Bearer <token>`. A missing or unknown token is 401; a
+//! known token on a route it may not use is 403 (checked by the route).
+
+use hyper::header;
+use hyper::http::request::Parts;
+
+use super::error::ApiError;
+use crate::audit::Event;
+use crate::gate::Gate;
+use crate::identity::Caller;
+
+/// Authenticates the caller; an unknown token is audited.
+pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthenticated(
+            "no token: send `Authorization: Bearer <token>` (the CLI reads KEYGATE_TOKEN)",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    let Some(token) = token else {
+        gate.audit.record_or_log(&Event::AuthFailed {
+            route: parts.uri.path(),
+            why: "malformed authorization header",
+        });
+        return Err(ApiError::unauthenticated(
+            "malformed Authorization header: expected `Bearer <token>`",
+        ));
+    };
+    gate.authenticate(token).ok_or_else(|| {
+        gate.audit.record_or_log(&Event::AuthFailed {
+            route: parts.uri.path(),
+            why: "unknown token",
+        });
+        ApiError::unauthenticated("unknown or revoked token")
+    })
+}
+
+/// Operator-only routes.
+pub fn operator(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Operator => Ok(()),
+        Caller::Agent(_) => Err(ApiError::forbidden("this route needs the operator token")),
+    }
+}
+
+/// Agent-only routes.
+pub fn agent(caller: &Caller) -> Result<&keygate_proto::AgentName, ApiError> {
+    match caller {
+        Caller::Agent(a) => Ok(a),
+        Caller::Operator => Err(ApiError::forbidden(
+            "this route is for agents: the operator token cannot file requests or read secrets",
+        )),
+    }
+}

@@ -1,0 +1,104 @@
+//! API errors: a status and `{"error": "<code>", "message": "<one line>"}`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode, header};
+use keygate_proto::api::ErrorBody;
+
+use crate::gate::GateError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        // One line, always.
+        let message = message.replace(['\n', '\r'], " ");
+        Self {
+            status,
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: self.code.into(),
+            message: self.message,
+        })
+        .unwrap_or_default();
+        let mut builder = Response::builder()
+            .status(self.status)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(after) = self.retry_after {
+            builder = builder.header(header::RETRY_AFTER, after.as_secs().max(1).to_string());
+        }
+        builder
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(e: GateError) -> Self {
+        use crate::store::StoreError;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            GateError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            GateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            GateError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            GateError::AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
+            GateError::NoGrant => (StatusCode::FORBIDDEN, "no_grant"),
+            GateError::RateLimited(_, after) => {
+                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                err.retry_after = Some(*after);
+                return err;
+            }
+            GateError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            GateError::Store(StoreError::Locked) => (StatusCode::SERVICE_UNAVAILABLE, "store_locked"),
+            GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
+                (StatusCode::FORBIDDEN, "wrong_passphrase")
+            }
+            GateError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            GateError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "audit_failed"),
+            GateError::Channel(_) => (StatusCode::BAD_GATEWAY, "channel_failed"),
+            GateError::Identity(crate::identity::IdentityError::Exists(_)) => {
+                (StatusCode::CONFLICT, "exists")
+            }
+            GateError::Identity(crate::identity::IdentityError::Unknown(_)) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            GateError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "identity_error"),
+            GateError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        };
+        if status.is_server_error() {
+            tracing::error!("{message}");
+        }
+        Self::new(status, code, message)
+    }
+}

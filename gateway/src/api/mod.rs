@@ -1,0 +1,18 @@
+//! The HTTP API: hyper 1, HTTP/1.1 and HTTP/2, over the Unix socket (and, later, TLS).
+//! This layer authenticates callers and translates between HTTP and the [`Gate`]; it
+//! makes no decisions of its own. Every route is documented in `docs/api.md`.
+
+mod auth;
+mod body;
+mod error;
+mod router;
+mod routes;
+pub mod server;
+
+pub use error::ApiError;
+pub use router::handle;
+
+use crate::gate::Gate;
+
+/// What a handler needs besides the request.
+pub type Ctx = std::sync::Arc<Gate>;

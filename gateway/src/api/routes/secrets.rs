@@ -1,0 +1,62 @@
+//! `/v1/secrets`: the release point for agents, and the operator's management of values.
+
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use keygate_proto::SecretName;
+use keygate_proto::api::{SecretInfo, SetSecretBody};
+use keygate_proto::duration::rfc3339;
+
+use super::Reply;
+use crate::api::body::{json, path_segment, reply};
+use crate::api::error::ApiError;
+use crate::api::{Ctx, auth};
+use crate::identity::Caller;
+
+fn name(raw: &str) -> Result<SecretName, ApiError> {
+    SecretName::new(path_segment(raw)?).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /v1/secrets/{name}` (agent): the value, under a live grant or an `allow` rule.
+pub async fn release(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
+    let agent = auth::agent(caller)?;
+    let name = name(raw)?;
+    let release = gate.release(agent, &name).await?;
+    Ok(reply(StatusCode::OK, &release))
+}
+
+/// `PUT /v1/secrets/{name}` (operator): `{"value": "..."}`.
+pub async fn set(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> Reply {
+    auth::operator(caller)?;
+    let name = name(raw)?;
+    let body: SetSecretBody = json(body).await?;
+    let meta = gate.set_secret(name, body.value).await?;
+    Ok(reply(StatusCode::OK, &info(&meta)))
+}
+
+/// `DELETE /v1/secrets/{name}` (operator).
+pub async fn remove(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
+    auth::operator(caller)?;
+    let name = name(raw)?;
+    if gate.remove_secret(name).await? {
+        Ok(reply(StatusCode::OK, &serde_json::json!({ "removed": true })))
+    } else {
+        Err(ApiError::not_found("no secret by that name"))
+    }
+}
+
+/// `GET /v1/secrets` (operator): names and dates, never values.
+pub async fn list(gate: &Ctx, caller: &Caller) -> Reply {
+    auth::operator(caller)?;
+    let all: Vec<SecretInfo> = gate.list_secrets().await?.iter().map(info).collect();
+    Ok(reply(StatusCode::OK, &all))
+}
+
+fn info(m: &crate::store::SecretMeta) -> SecretInfo {
+    SecretInfo {
+        name: m.name.clone(),
+        created_at: rfc3339(m.created_at),
+        updated_at: rfc3339(m.updated_at),
+        size: m.size,
+        backend: m.backend.to_string(),
+    }
+}

@@ -1,0 +1,16 @@
+//! `GET /v1/status`: the daemon's state, for any authenticated caller.
+
+use hyper::StatusCode;
+
+use crate::api::Ctx;
+use crate::api::body::reply;
+
+pub fn get(gate: &Ctx) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let discord = gate
+        .channel_states()
+        .into_iter()
+        .find(|(name, _)| *name == "discord")
+        .map_or_else(|| "not configured".to_owned(), |(_, state)| state);
+    reply(StatusCode::OK, &gate.status(discord))
+}
+

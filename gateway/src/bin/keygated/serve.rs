@@ -1,0 +1,141 @@
+//! `keygated serve`: load everything, bind the socket, serve until a signal says stop.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use keygate_gateway::approval::Terminal;
+use keygate_gateway::audit::{AuditLog, Event};
+use keygate_gateway::config::Config;
+use keygate_gateway::gate::Gate;
+use keygate_gateway::identity::Identities;
+use keygate_gateway::{api, store};
+use keygate_policies::Policy;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Reads the policies file. A missing file is an empty policy (everything denied), said
+/// loudly; a broken one is an error.
+pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                "no policies file at {}: every request will be denied until you write one",
+                path.display()
+            );
+            return Ok(Policy::empty());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let policy = Policy::parse(&text, &path.display().to_string())?;
+    for w in policy.warnings() {
+        tracing::warn!("{w}");
+    }
+    Ok(policy)
+}
+
+/// A daemon that is serving.
+pub struct Running {
+    pub gate: Arc<Gate>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+    socket: std::path::PathBuf,
+}
+
+impl Running {
+    /// Stops accepting, answers waiting agents, drains connections, flushes the audit
+    /// log (every line is already synced) and removes the socket.
+    pub async fn shut_down(self) {
+        self.gate.shut_down();
+        self.stop.send_replace(true);
+        let _ = self.server.await;
+        let _ = self.maintenance.await;
+        self.gate.audit_stopped();
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("stopped");
+    }
+}
+
+/// Loads the configuration's state and starts serving.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let policy = load_policy(&config.policies)?;
+    let rules = policy.rules().len();
+
+    let mut store_config = store::StoreConfig::new(&config.paths.data_dir);
+    store_config.choice = config.store;
+    store_config.passphrase.clone_from(&config.store_passphrase);
+    let opened = tokio::task::spawn_blocking(move || store::open(&store_config))
+        .await
+        .context("the secret store's task failed")??;
+    let backend = opened.backend();
+    tracing::info!("secret store: {backend} ({})", opened.why);
+    if opened.store.is_locked() {
+        tracing::warn!("the secret store is locked: releases fail until `keygate unlock`");
+    }
+
+    let audit = AuditLog::open(&config.audit)?;
+    audit
+        .record(&Event::DaemonStarted {
+            store: backend.as_str(),
+            rules,
+        })
+        .context("the audit log cannot be written; refusing to start")?;
+    let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
+    let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
+    gate.add_channel(Arc::new(Terminal));
+    if config.discord.is_some() {
+        tracing::warn!(
+            "a Discord token is configured, but this build has no Discord channel yet: approvals come from the terminal"
+        );
+    } else {
+        tracing::info!(
+            "no Discord configured: approvals come from the terminal (`keygate requests`, `keygate approve ID`)"
+        );
+    }
+
+    let listener = api::server::bind_unix(&config.socket)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(api::server::serve_unix(
+        listener,
+        Arc::clone(&gate),
+        config.limits.max_connections as usize,
+        stop_rx,
+    ));
+    let maintenance = tokio::spawn(Arc::clone(&gate).run_maintenance(ended));
+    tracing::info!("serving on {}", config.socket.display());
+    Ok(Running {
+        gate,
+        stop,
+        server,
+        maintenance,
+        socket: config.socket.clone(),
+    })
+}
+
+/// `keygated serve`.
+pub async fn run(config_path: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let running = start(&config).await?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match load_policy(&config.policies) {
+                Ok(policy) => {
+                    tracing::info!("policies reloaded: {} rules", policy.rules().len());
+                    running.gate.set_policy(policy);
+                }
+                Err(e) => tracing::error!("policies not reloaded, keeping the old ones: {e:#}"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    running.shut_down().await;
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The daemon's configuration: `keygated.toml`, then `KEYGATE_<SECTION>_<KEY>` environment
+//! variables, which win. A daemon needs no file at all when the environment says enough.
+//!
+//! Unknown keys are refused, never ignored: a typo in a security product's configuration
+//! must not silently fall back to a default.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::paths::Paths;
+use crate::store::Choice;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{var}: {message}")]
+    Env { var: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The shape of `keygated.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    store: FileStore,
+    #[serde(default)]
+    policies: FilePolicies,
+    #[serde(default)]
+    discord: FileDiscord,
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    audit: FileAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    socket: Option<PathBuf>,
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStore {
+    backend: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePolicies {
+    path: Option<PathBuf>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDiscord {
+    token: Option<String>,
+    channel_id: Option<u64>,
+    guild_id: Option<u64>,
+    api_url: Option<String>,
+    gateway_url: Option<String>,
+}
+
+impl std::fmt::Debug for FileDiscord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileDiscord")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("channel_id", &self.channel_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    pending_per_agent: Option<u32>,
+    requests_per_minute: Option<u32>,
+    max_connections: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    path: Option<PathBuf>,
+}
+
+/// The Discord side, present only when a bot token is configured.
+pub struct DiscordConfig {
+    pub token: SecretString,
+    pub channel_id: u64,
+    pub guild_id: Option<u64>,
+    pub api_url: Option<String>,
+    pub gateway_url: Option<String>,
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordConfig")
+            .field("token", &"<redacted>")
+            .field("channel_id", &self.channel_id)
+            .field("guild_id", &self.guild_id)
+            .field("api_url", &self.api_url)
+            .field("gateway_url", &self.gateway_url)
+            .finish()
+    }
+}
+
+/// Per-agent limits against floods.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub pending_per_agent: u32,
+    pub requests_per_minute: u32,
+    pub max_connections: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            pending_per_agent: 10,
+            requests_per_minute: 60,
+            max_connections: 512,
+        }
+    }
+}
+
+/// The daemon's whole configuration, resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub paths: Paths,
+    pub socket: PathBuf,
+    pub listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub store: Choice,
+    pub store_passphrase: Option<SecretString>,
+    pub policies: PathBuf,
+    pub audit: PathBuf,
+    pub discord: Option<DiscordConfig>,
+    pub limits: Limits,
+}
+
+/// Reads an environment variable, treating an empty value as unset.
+fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+fn env_parsed<T: FromStr>(var: &str, file: Option<T>) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env(var) {
+        Some(v) => v.parse().map(Some).map_err(|e: T::Err| ConfigError::Env {
+            var: var.into(),
+            message: e.to_string(),
+        }),
+        None => Ok(file),
+    }
+}
+
+impl Config {
+    /// Loads the configuration: `explicit` (from `--config`) or `KEYGATE_CONFIG` or the
+    /// default path; a missing default file is fine, a missing named one is an error.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let paths = Paths::from_env();
+        let named = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env("KEYGATE_CONFIG").map(PathBuf::from));
+        let path = named.clone().unwrap_or_else(|| paths.config_file());
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: one_line(&e.to_string()),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && named.is_none() => {
+                FileConfig::default()
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Self::resolve(paths, file)
+    }
+
+    /// A configuration with every file under `root` (`config/`, `data/`, `state/`, `run/`)
+    /// and no environment read: for the demo and tests.
+    pub fn for_root(root: &Path) -> Self {
+        let paths = Paths {
+            config_dir: root.join("config/keygate"),
+            data_dir: root.join("data/keygate"),
+            state_dir: root.join("state/keygate"),
+            runtime_dir: root.join("run/keygate"),
+        };
+        Self {
+            socket: paths.socket(),
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            store: Choice::Auto,
+            store_passphrase: None,
+            policies: paths.policies_file(),
+            audit: paths.audit_log(),
+            discord: None,
+            limits: Limits::default(),
+            paths,
+        }
+    }
+
+    fn resolve(paths: Paths, file: FileConfig) -> Result<Self, ConfigError> {
+        let store = match env("KEYGATE_SECRET_STORE").or_else(|| env("KEYGATE_STORE_BACKEND")) {
+            Some(v) => v.parse().map_err(|e: crate::store::UnknownBackend| ConfigError::Env {
+                var: "KEYGATE_SECRET_STORE".into(),
+                message: e.to_string(),
+            })?,
+            None => match file.store.backend {
+                Some(v) => v.parse().map_err(|e: crate::store::UnknownBackend| {
+                    ConfigError::Invalid(format!("[store] backend: {e}"))
+                })?,
+                None => Choice::Auto,
+            },
+        };
+        let discord_token = env("KEYGATE_DISCORD_TOKEN").or(file.discord.token);
+        let channel_id = env_parsed("KEYGATE_DISCORD_CHANNEL_ID", file.discord.channel_id)?;
+        let discord = match (discord_token, channel_id) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "a Discord token is set but no channel: set KEYGATE_DISCORD_CHANNEL_ID or [discord] channel_id".into(),
+                ));
+            }
+            (Some(token), Some(channel_id)) => Some(DiscordConfig {
+                token: SecretString::from(token),
+                channel_id,
+                guild_id: env_parsed("KEYGATE_DISCORD_GUILD_ID", file.discord.guild_id)?,
+                api_url: env("KEYGATE_DISCORD_API_URL").or(file.discord.api_url),
+                gateway_url: env("KEYGATE_DISCORD_GATEWAY_URL").or(file.discord.gateway_url),
+            }),
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            pending_per_agent: env_parsed(
+                "KEYGATE_LIMITS_PENDING_PER_AGENT",
+                file.limits.pending_per_agent,
+            )?
+            .unwrap_or(defaults.pending_per_agent),
+            requests_per_minute: env_parsed(
+                "KEYGATE_LIMITS_REQUESTS_PER_MINUTE",
+                file.limits.requests_per_minute,
+            )?
+            .unwrap_or(defaults.requests_per_minute),
+            max_connections: env_parsed(
+                "KEYGATE_LIMITS_MAX_CONNECTIONS",
+                file.limits.max_connections,
+            )?
+            .unwrap_or(defaults.max_connections),
+        };
+        Ok(Self {
+            socket: env("KEYGATE_SERVER_SOCKET")
+                .map(PathBuf::from)
+                .or(file.server.socket)
+                .unwrap_or_else(|| paths.socket()),
+            listen: env("KEYGATE_SERVER_LISTEN").or(file.server.listen),
+            tls_cert: env("KEYGATE_SERVER_TLS_CERT")
+                .map(PathBuf::from)
+                .or(file.server.tls_cert),
+            tls_key: env("KEYGATE_SERVER_TLS_KEY")
+                .map(PathBuf::from)
+                .or(file.server.tls_key),
+            store,
+            store_passphrase: env("KEYGATE_STORE_PASSPHRASE").map(SecretString::from),
+            policies: env("KEYGATE_POLICIES")
+                .or_else(|| env("KEYGATE_POLICIES_PATH"))
+                .map(PathBuf::from)
+                .or(file.policies.path)
+                .unwrap_or_else(|| paths.policies_file()),
+            audit: env("KEYGATE_AUDIT_PATH")
+                .map(PathBuf::from)
+                .or(file.audit.path)
+                .unwrap_or_else(|| paths.audit_log()),
+            discord,
+            limits,
+            paths,
+        })
+    }
+}
+
+/// toml's errors span several lines (a snippet of the file); keep the first and the
+/// message, so every error stays one line.
+fn one_line(s: &str) -> String {
+    let mut lines = s.lines().filter(|l| !l.trim().is_empty());
+    let head = lines.next().unwrap_or_default().trim().to_owned();
+    match lines.last() {
+        Some(last) if last.trim() != head => format!("{head}: {}", last.trim()),
+        _ => head,
+    }
+}

@@ -1,0 +1,893 @@
+//! The gate: every operation of the daemon, in the order a request travels — filed by an
+//! agent, decided by the policy or a person, turned into a grant, released. The API
+//! layer only authenticates and translates HTTP; everything that matters happens here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use keygate_policies::{Decision, Policy};
+use keygate_proto::api::{FileRequest, GrantView, Release, RequestStatus, RequestView};
+use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
+use tokio::sync::{mpsc, watch};
+
+use crate::approval::{ApprovalChannel, Change};
+use crate::audit::{Actor, AuditLog, Event};
+use crate::config::Limits;
+use crate::grants::{Ended, Grant, Grants};
+use crate::identity::{Caller, Identities};
+use crate::requests::{Request, Requests};
+use crate::store::SecretStore;
+
+/// The longest reason kept; a longer one is cut (with a mark) rather than refused.
+pub const MAX_REASON: usize = 1000;
+/// The most secrets one request may name.
+pub const MAX_SECRETS: usize = 32;
+
+/// What went wrong, in terms the API maps onto HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no {0} with that id")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("already decided: the request is {0}")]
+    AlreadyDecided(&'static str),
+    #[error("no live grant for this secret: file a request first")]
+    NoGrant,
+    #[error("too many requests: {0}")]
+    RateLimited(String, Duration),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the audit log cannot be written, so nothing was done: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("the request could not be shown to approvers, so it was not filed: {0}")]
+    Channel(#[from] crate::approval::ChannelError),
+    #[error("{0}")]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+/// An approver's verdict.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Approve { ttl: Option<Duration> },
+    Deny { reason: Option<String> },
+}
+
+/// What a decision did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Counted towards a quorum that is not reached yet.
+    Progress(RequestView),
+    /// The request is decided.
+    Decided(RequestView),
+}
+
+/// Which grants to revoke.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Grant(GrantId),
+    Agent(AgentName),
+    Secret(SecretName),
+    All,
+}
+
+/// A per-agent sliding window of filing times.
+#[derive(Debug, Default)]
+struct RateWindow {
+    filed: VecDeque<Instant>,
+}
+
+/// The daemon's state and operations.
+pub struct Gate {
+    policy: RwLock<Arc<Policy>>,
+    pub(crate) store: Arc<dyn SecretStore>,
+    /// Decrypted values, so a grant hit needs no keychain or disk round trip; zeroized on
+    /// drop, cleared on lock and on every change to a secret.
+    values: RwLock<HashMap<SecretName, SecretValue>>,
+    requests: Requests,
+    grants: Grants,
+    pub(crate) audit: AuditLog,
+    pub(crate) identities: Identities,
+    channels: RwLock<Vec<Arc<dyn ApprovalChannel>>>,
+    limits: Limits,
+    windows: Mutex<HashMap<AgentName, RateWindow>>,
+    started: Instant,
+    shutting_down: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("store", &self.store.backend())
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+fn actor(who: impl Into<String>, via: &'static str) -> Actor {
+    Actor {
+        who: who.into(),
+        via,
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+impl Gate {
+    /// A gate and the receiver of grants that end on their own; run
+    /// [`Gate::run_maintenance`] with it.
+    pub fn new(
+        policy: Policy,
+        store: Arc<dyn SecretStore>,
+        audit: AuditLog,
+        identities: Identities,
+        limits: Limits,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Ended>) {
+        let (grants, ended) = Grants::new();
+        let (shutting_down, _) = watch::channel(false);
+        let gate = Arc::new(Self {
+            policy: RwLock::new(Arc::new(policy)),
+            store,
+            values: RwLock::default(),
+            requests: Requests::default(),
+            grants,
+            audit,
+            identities,
+            channels: RwLock::new(Vec::new()),
+            limits,
+            windows: Mutex::default(),
+            started: Instant::now(),
+            shutting_down,
+        });
+        (gate, ended)
+    }
+
+    pub fn add_channel(&self, channel: Arc<dyn ApprovalChannel>) {
+        self.channels
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(channel);
+    }
+
+    fn channels(&self) -> Vec<Arc<dyn ApprovalChannel>> {
+        self.channels
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn notify(&self, change: &Change) {
+        for c in self.channels() {
+            c.notify(change);
+        }
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Replaces the policy (SIGHUP). Pending requests keep the approvers they were filed
+    /// with.
+    pub fn set_policy(&self, policy: Policy) {
+        let rules = policy.rules().len();
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        self.audit.record_or_log(&Event::PolicyReloaded { rules });
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+        self.identities.authenticate(token)
+    }
+
+    // ----- filing -------------------------------------------------------------------
+
+    fn check_rate(&self, agent: &AgentName) -> Result<(), GateError> {
+        if self.requests.pending_of(agent) >= self.limits.pending_per_agent as usize {
+            return Err(GateError::RateLimited(
+                format!(
+                    "agent `{agent}` already has {} pending requests; wait for a decision or cancel one",
+                    self.limits.pending_per_agent
+                ),
+                Duration::from_secs(5),
+            ));
+        }
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = windows.entry(agent.clone()).or_default();
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        while w.filed.front().is_some_and(|t| now.duration_since(*t) >= minute) {
+            w.filed.pop_front();
+        }
+        if w.filed.len() >= self.limits.requests_per_minute as usize {
+            let retry = w
+                .filed
+                .front()
+                .map_or(minute, |t| minute.saturating_sub(now.duration_since(*t)));
+            return Err(GateError::RateLimited(
+                format!(
+                    "agent `{agent}` filed {} requests in the last minute",
+                    self.limits.requests_per_minute
+                ),
+                retry.max(Duration::from_secs(1)),
+            ));
+        }
+        w.filed.push_back(now);
+        Ok(())
+    }
+
+    /// An agent files a request. The policy decides at once (allow, deny) or the request
+    /// is posted to every approval channel and waits.
+    pub async fn file(
+        self: &Arc<Self>,
+        agent: &AgentName,
+        body: FileRequest,
+    ) -> Result<RequestView, GateError> {
+        if *self.shutting_down.borrow() {
+            return Err(GateError::ShuttingDown);
+        }
+        let mut secrets = body.secrets;
+        secrets.sort();
+        secrets.dedup();
+        if secrets.is_empty() {
+            return Err(GateError::BadRequest("name at least one secret".into()));
+        }
+        if secrets.len() > MAX_SECRETS {
+            return Err(GateError::BadRequest(format!(
+                "at most {MAX_SECRETS} secrets in one request"
+            )));
+        }
+        let ttl = body
+            .ttl
+            .as_deref()
+            .map(keygate_proto::duration::parse)
+            .transpose()
+            .map_err(|e| GateError::BadRequest(e.to_string()))?;
+        let reason = cut(&body.reason, MAX_REASON);
+        let command = body.command.map(|argv| {
+            argv.into_iter()
+                .take(256)
+                .map(|a| cut(&a, 4096))
+                .collect::<Vec<_>>()
+        });
+        let host = body.host.map(|h| cut(&h, 255));
+        self.check_rate(agent)?;
+
+        let eval = self.policy().evaluate_all(agent, &secrets, ttl);
+        let (approvers, quorum, decision) = match &eval.decision {
+            Decision::Allow => (Default::default(), 0, "allow"),
+            Decision::Deny => (Default::default(), 0, "deny"),
+            Decision::Ask { approvers, quorum } => (approvers.clone(), *quorum, "ask"),
+        };
+        let mut request = Request::pending(
+            agent.clone(),
+            secrets,
+            reason,
+            command,
+            host,
+            &eval,
+            approvers,
+            quorum,
+        );
+        self.audit.record(&Event::RequestFiled {
+            request: &request.id,
+            agent,
+            secrets: &request.secrets,
+            reason: &request.reason,
+            rule: eval.rule.as_deref(),
+            decision,
+            ttl_seconds: eval.ttl.as_secs(),
+            command: request.command.as_deref(),
+        })?;
+
+        match eval.decision {
+            Decision::Deny => {
+                let by = actor("policy", "policy");
+                let message = eval.reason.clone();
+                self.audit.record(&Event::RequestDecided {
+                    request: &request.id,
+                    outcome: "denied",
+                    by: &by,
+                    message: Some(&message),
+                    grant: None,
+                    ttl_seconds: None,
+                })?;
+                request.status = RequestStatus::Denied;
+                request.decided_by = Some(by);
+                request.decided_at = Some(SystemTime::now());
+                request.message = Some(message);
+                let view = request.view();
+                self.requests.insert(request);
+                Ok(view)
+            }
+            Decision::Allow => {
+                let by = actor("policy", "policy");
+                let grant = self.make_grant(&request, vec!["policy".into()], None);
+                self.audit.record(&Event::RequestDecided {
+                    request: &request.id,
+                    outcome: "approved",
+                    by: &by,
+                    message: None,
+                    grant: Some(&grant.id),
+                    ttl_seconds: Some(grant.ttl.as_secs()),
+                })?;
+                request.status = RequestStatus::Approved;
+                request.decided_by = Some(by);
+                request.decided_at = Some(SystemTime::now());
+                request.approvals = vec!["policy".into()];
+                request.grant = Some(grant.reference());
+                self.grants.insert(grant).await;
+                let view = request.view();
+                self.requests.insert(request);
+                Ok(view)
+            }
+            Decision::Ask { .. } => {
+                request.posted_to = self.channels().iter().map(|c| c.name().to_owned()).collect();
+                let view = request.view();
+                for channel in self.channels() {
+                    if let Err(e) = channel.post(&view).await {
+                        // Fail closed: a request nobody can see is refused, not left waiting.
+                        self.audit.record_or_log(&Event::RequestDecided {
+                            request: &request.id,
+                            outcome: "denied",
+                            by: &actor("daemon", "daemon"),
+                            message: Some(&e.to_string()),
+                            grant: None,
+                            ttl_seconds: None,
+                        });
+                        return Err(e.into());
+                    }
+                }
+                let id = request.id.clone();
+                let deadline = request.expires_at;
+                self.requests.insert(request);
+                let gate = Arc::clone(self);
+                tokio::spawn(async move {
+                    let wait = deadline
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                    gate.expire(&id);
+                });
+                Ok(view)
+            }
+        }
+    }
+
+    fn make_grant(
+        &self,
+        request: &Request,
+        approved_by: Vec<String>,
+        ttl: Option<Duration>,
+    ) -> Arc<Grant> {
+        let ttl = ttl.map_or(request.ttl, |t| t.min(request.ttl));
+        Arc::new(Grant::new(
+            request.id.clone(),
+            request.agent.clone(),
+            request.secrets.clone(),
+            ttl,
+            approved_by,
+            request.reuse,
+            None,
+        ))
+    }
+
+    /// A request's timeout passed with no decision.
+    fn expire(&self, id: &RequestId) {
+        let result = self.requests.update(id, |r| {
+            if r.status != RequestStatus::Pending {
+                return Err(());
+            }
+            self.audit.record_or_log(&Event::RequestExpired { request: id });
+            r.status = RequestStatus::Expired;
+            r.decided_at = Some(SystemTime::now());
+            r.message = Some("no decision before the request expired".into());
+            Ok(r.view())
+        });
+        if let Some(Ok(view)) = result {
+            self.requests.wake(id);
+            self.notify(&Change::Request(view));
+        }
+    }
+
+    // ----- watching and cancelling --------------------------------------------------
+
+    fn visible_to(request: &Request, caller: &Caller) -> bool {
+        match caller {
+            Caller::Operator => true,
+            Caller::Agent(a) => &request.agent == a,
+        }
+    }
+
+    /// The request, after waiting up to `wait` for it to leave `pending`.
+    pub async fn wait(
+        &self,
+        id: &RequestId,
+        caller: &Caller,
+        wait: Duration,
+    ) -> Result<RequestView, GateError> {
+        let Some((request, mut rx)) = self.requests.watch(id) else {
+            return Err(GateError::NotFound("request"));
+        };
+        // An agent cannot tell another agent's request from a missing one.
+        if !Self::visible_to(&request, caller) {
+            return Err(GateError::NotFound("request"));
+        }
+        if request.status.is_final() || wait.is_zero() {
+            return Ok(request.view());
+        }
+        let mut stop = self.shutting_down.subscribe();
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                changed = rx.changed() => {
+                    if changed.is_err() || rx.borrow_and_update().is_final() {
+                        break;
+                    }
+                }
+                _ = stop.changed() => return Err(GateError::ShuttingDown),
+            }
+        }
+        self.requests
+            .get(id)
+            .map(|r| r.view())
+            .ok_or(GateError::NotFound("request"))
+    }
+
+    pub fn list_requests(&self, caller: &Caller) -> Vec<RequestView> {
+        self.requests
+            .list()
+            .iter()
+            .filter(|r| Self::visible_to(r, caller))
+            .map(Request::view)
+            .collect()
+    }
+
+    /// The agent (or the operator) gives up on a pending request.
+    pub fn cancel(&self, id: &RequestId, caller: &Caller) -> Result<RequestView, GateError> {
+        let by = match caller {
+            Caller::Operator => actor("operator", "terminal"),
+            Caller::Agent(a) => actor(a.as_str(), "agent"),
+        };
+        let result = self
+            .requests
+            .update(id, |r| {
+                if !Self::visible_to(r, caller) {
+                    return Err(GateError::NotFound("request"));
+                }
+                if r.status != RequestStatus::Pending {
+                    return Err(GateError::AlreadyDecided(r.status.as_str()));
+                }
+                self.audit
+                    .record(&Event::RequestCancelled { request: id, by: &by })?;
+                r.status = RequestStatus::Cancelled;
+                r.decided_by = Some(by.clone());
+                r.decided_at = Some(SystemTime::now());
+                r.message = Some("cancelled by the requester".into());
+                Ok(r.view())
+            })
+            .ok_or(GateError::NotFound("request"))??;
+        self.requests.wake(id);
+        self.notify(&Change::Request(result.clone()));
+        Ok(result)
+    }
+
+    // ----- deciding -----------------------------------------------------------------
+
+    /// A decision from an approval channel. `approver` is the person's Discord identity
+    /// (user id, role ids) to check against the rule's approvers; `None` means the
+    /// operator, who may decide anything from the terminal.
+    pub async fn decide(
+        &self,
+        id: &RequestId,
+        verdict: Verdict,
+        by: Actor,
+        approver: Option<(u64, &[u64])>,
+    ) -> Result<Outcome, GateError> {
+        let mut new_grant = None;
+        let outcome = self
+            .requests
+            .update(id, |r| {
+                if r.status != RequestStatus::Pending {
+                    return Err(GateError::AlreadyDecided(r.status.as_str()));
+                }
+                if let Some((user, roles)) = approver
+                    && !r.approvers.allows(user, roles)
+                {
+                    return Err(GateError::Forbidden(
+                        "you are not an approver for this request".into(),
+                    ));
+                }
+                match &verdict {
+                    Verdict::Deny { reason } => {
+                        let message = reason
+                            .as_deref()
+                            .map(|m| cut(m, MAX_REASON))
+                            .unwrap_or_else(|| format!("denied by {}", by.who));
+                        self.audit.record(&Event::RequestDecided {
+                            request: id,
+                            outcome: "denied",
+                            by: &by,
+                            message: Some(&message),
+                            grant: None,
+                            ttl_seconds: None,
+                        })?;
+                        r.status = RequestStatus::Denied;
+                        r.message = Some(message);
+                        r.decided_by = Some(by.clone());
+                        r.decided_at = Some(SystemTime::now());
+                        Ok(Outcome::Decided(r.view()))
+                    }
+                    Verdict::Approve { ttl } => {
+                        let mut approvals = r.approvals.clone();
+                        if !approvals.contains(&by.who) {
+                            approvals.push(by.who.clone());
+                        }
+                        if (approvals.len() as u64) < u64::from(r.quorum) {
+                            self.audit.record(&Event::RequestApproval {
+                                request: id,
+                                by: &by,
+                                approvals: approvals.len(),
+                                quorum: r.quorum,
+                            })?;
+                            r.approvals = approvals;
+                            return Ok(Outcome::Progress(r.view()));
+                        }
+                        let grant = self.make_grant(r, approvals.clone(), *ttl);
+                        self.audit.record(&Event::RequestDecided {
+                            request: id,
+                            outcome: "approved",
+                            by: &by,
+                            message: None,
+                            grant: Some(&grant.id),
+                            ttl_seconds: Some(grant.ttl.as_secs()),
+                        })?;
+                        r.approvals = approvals;
+                        r.status = RequestStatus::Approved;
+                        r.decided_by = Some(by.clone());
+                        r.decided_at = Some(SystemTime::now());
+                        r.ttl = grant.ttl;
+                        r.grant = Some(grant.reference());
+                        new_grant = Some(grant);
+                        Ok(Outcome::Decided(r.view()))
+                    }
+                }
+            })
+            .ok_or(GateError::NotFound("request"))?;
+        // The grant is live before the waiting agent wakes and asks for the value.
+        if let Some(grant) = new_grant {
+            self.grants.insert(grant).await;
+        }
+        self.requests.wake(id);
+        if let Err(GateError::Forbidden(why)) = &outcome {
+            self.audit.record_or_log(&Event::Refused {
+                who: &by,
+                what: "decide",
+                why,
+            });
+        }
+        let outcome = outcome?;
+        match &outcome {
+            Outcome::Progress(v) | Outcome::Decided(v) => {
+                self.notify(&Change::Request(v.clone()));
+            }
+        }
+        Ok(outcome)
+    }
+
+    // ----- releasing ----------------------------------------------------------------
+
+    /// The release point: the value, if `agent` holds a live grant for `secret` or a rule
+    /// allows it outright.
+    pub async fn release(
+        &self,
+        agent: &AgentName,
+        secret: &SecretName,
+    ) -> Result<Release, GateError> {
+        let (grant, basis) = match self.grants.find(agent, secret).await {
+            Ok(g) => (Some(g), None),
+            Err(_) => {
+                let eval = self.policy().evaluate(agent, secret, None);
+                if eval.decision != Decision::Allow {
+                    return Err(GateError::NoGrant);
+                }
+                (None, Some(eval.rule.unwrap_or_default()))
+            }
+        };
+        let value = match self.value(secret).await {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                if let Some(g) = &grant {
+                    g.give_back(secret);
+                }
+                return Err(GateError::Conflict(format!(
+                    "the secret `{secret}` is not in the store: ask the operator to `keygate secrets set {secret}`"
+                )));
+            }
+            Err(e) => {
+                if let Some(g) = &grant {
+                    g.give_back(secret);
+                }
+                return Err(e);
+            }
+        };
+        let logged = match &grant {
+            Some(g) => g.log_first_read(secret, || {
+                self.audit.record(&Event::Released {
+                    agent,
+                    secret,
+                    grant: Some(&g.id),
+                    basis: "grant",
+                })
+            }),
+            None => self.audit.record(&Event::Released {
+                agent,
+                secret,
+                grant: None,
+                basis: basis.as_deref().unwrap_or("rule"),
+            }),
+        };
+        if let Err(e) = logged {
+            if let Some(g) = &grant {
+                g.give_back(secret);
+            }
+            return Err(e.into());
+        }
+        Ok(Release {
+            name: secret.clone(),
+            value,
+            grant: grant.map(|g| g.reference()),
+        })
+    }
+
+    async fn value(&self, name: &SecretName) -> Result<Option<SecretValue>, GateError> {
+        if let Some(v) = self
+            .values
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+        {
+            return Ok(Some(v.clone()));
+        }
+        let store = Arc::clone(&self.store);
+        let key = name.clone();
+        let found = tokio::task::spawn_blocking(move || store.get(&key))
+            .await
+            .map_err(|e| GateError::Conflict(format!("store task failed: {e}")))??;
+        if let Some(v) = &found {
+            self.values
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.clone(), v.clone());
+        }
+        Ok(found)
+    }
+
+    fn forget_values(&self) {
+        self.values
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    // ----- grants -------------------------------------------------------------------
+
+    pub fn list_grants(&self, caller: &Caller) -> Vec<GrantView> {
+        self.grants
+            .list()
+            .iter()
+            .filter(|g| match caller {
+                Caller::Operator => true,
+                Caller::Agent(a) => &g.agent == a,
+            })
+            .map(|g| g.view())
+            .collect()
+    }
+
+    /// Revokes grants; each one is audited before it goes.
+    pub async fn revoke(&self, selector: &Selector, by: &Actor) -> Result<Vec<GrantId>, GateError> {
+        let chosen: Vec<Arc<Grant>> = match selector {
+            Selector::Grant(id) => match self.grants.get(id).await {
+                Some(g) => vec![g],
+                None => return Err(GateError::NotFound("live grant")),
+            },
+            Selector::Agent(a) => self
+                .grants
+                .list()
+                .into_iter()
+                .filter(|g| &g.agent == a)
+                .collect(),
+            Selector::Secret(s) => self
+                .grants
+                .list()
+                .into_iter()
+                .filter(|g| g.secrets.contains(s))
+                .collect(),
+            Selector::All => self.grants.list(),
+        };
+        let mut revoked = Vec::new();
+        for g in chosen {
+            self.audit.record(&Event::GrantEnded {
+                grant: &g.id,
+                agent: &g.agent,
+                cause: "revoked",
+                reads: g.reads(),
+                by: Some(by),
+            })?;
+            if self.grants.remove(&g.id).await.is_some() {
+                self.notify(&Change::GrantEnded {
+                    grant: g.view(),
+                    cause: "revoked".into(),
+                });
+                revoked.push(g.id.clone());
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Runs until shutdown: notices expiries promptly, records grants that ended, and
+    /// forgets old requests.
+    pub async fn run_maintenance(self: Arc<Self>, mut ended: mpsc::UnboundedReceiver<Ended>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut purge = tokio::time::interval(Duration::from_secs(60));
+        let mut stop = self.shutting_down.subscribe();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.grants.tick().await,
+                _ = purge.tick() => self.requests.purge(),
+                Some(Ended { grant }) = ended.recv() => {
+                    self.audit.record_or_log(&Event::GrantEnded {
+                        grant: &grant.id,
+                        agent: &grant.agent,
+                        cause: "expired",
+                        reads: grant.reads(),
+                        by: None,
+                    });
+                    self.notify(&Change::GrantEnded { grant: grant.view(), cause: "expired".into() });
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    }
+
+    // ----- secrets, agents, store ---------------------------------------------------
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, GateError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| GateError::Conflict(format!("store task failed: {e}")))?
+            .map_err(GateError::from)
+    }
+
+    pub async fn set_secret(
+        &self,
+        name: SecretName,
+        value: SecretValue,
+    ) -> Result<crate::store::SecretMeta, GateError> {
+        let size = value.len();
+        self.audit.record(&Event::SecretSet { name: &name, size })?;
+        let key = name.clone();
+        let meta = self.blocking(move |s| s.set(&key, &value)).await?;
+        self.values
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&name);
+        Ok(meta)
+    }
+
+    pub async fn remove_secret(&self, name: SecretName) -> Result<bool, GateError> {
+        self.audit.record(&Event::SecretRemoved { name: &name })?;
+        let key = name.clone();
+        let removed = self.blocking(move |s| s.remove(&key)).await?;
+        self.values
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&name);
+        Ok(removed)
+    }
+
+    pub async fn list_secrets(&self) -> Result<Vec<crate::store::SecretMeta>, GateError> {
+        self.blocking(|s| s.list()).await
+    }
+
+    pub async fn lock_store(&self) -> Result<(), GateError> {
+        self.audit.record(&Event::StoreLocked)?;
+        self.forget_values();
+        self.blocking(|s| {
+            s.lock();
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn unlock_store(&self, passphrase: secrecy::SecretString) -> Result<(), GateError> {
+        self.blocking(move |s| s.unlock(&passphrase)).await?;
+        self.audit.record(&Event::StoreUnlocked)?;
+        Ok(())
+    }
+
+    pub fn add_agent(&self, name: &AgentName) -> Result<secrecy::SecretString, GateError> {
+        self.audit.record(&Event::AgentAdded { name })?;
+        Ok(self.identities.add(name)?)
+    }
+
+    pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
+        self.audit.record(&Event::AgentRemoved { name })?;
+        self.identities.remove(name)?;
+        self.revoke(&Selector::Agent(name.clone()), &actor("operator", "terminal"))
+            .await?;
+        Ok(())
+    }
+
+    // ----- status and shutdown ------------------------------------------------------
+
+    pub fn status(&self, discord: String) -> keygate_proto::api::Status {
+        keygate_proto::api::Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            store_backend: self.store.backend().to_string(),
+            store_locked: self.store.is_locked(),
+            pending_requests: self.requests.pending(),
+            live_grants: self.grants.list().len(),
+            agents: self.identities.list().len(),
+            discord,
+            approval_channels: self.channels().iter().map(|c| c.name().to_owned()).collect(),
+            policy_rules: self.policy().rules().len(),
+        }
+    }
+
+    pub fn channel_states(&self) -> Vec<(&'static str, String)> {
+        self.channels().iter().map(|c| (c.name(), c.state())).collect()
+    }
+
+    /// Stops filing, answers every waiting agent with an error, and stops maintenance.
+    pub fn shut_down(&self) {
+        self.shutting_down.send_replace(true);
+        self.requests.wake_all();
+    }
+}
+
+impl Gate {
+    /// The last line of a run.
+    pub fn audit_stopped(&self) {
+        self.audit.record_or_log(&Event::DaemonStopped);
+    }
+}
+
+impl Gate {
+    /// The audit log, for reading and verifying.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+}

@@ -1,0 +1,282 @@
+//! Grants and their second clock: a grant's TTL starts at approval and is kept by a moka
+//! cache with a per-entry expiry. moka hides an expired entry from `get` at once; its
+//! eviction listener (fired during maintenance, which the daemon runs every half second)
+//! tells the rest of the daemon so the audit log and approval messages can say so.
+//!
+//! The hot path is [`Grants::find`]: a read lock on a small per-agent index, then a cache
+//! lookup. No disk, no await while a lock is held.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use keygate_proto::api::{GrantRef, GrantView};
+use keygate_proto::duration::rfc3339;
+use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
+use moka::notification::RemovalCause;
+use tokio::sync::mpsc;
+
+/// A live grant. Values are never copied into it: they are read from the store at release.
+#[derive(Debug)]
+pub struct Grant {
+    pub id: GrantId,
+    pub request: RequestId,
+    pub agent: AgentName,
+    pub secrets: Vec<SecretName>,
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
+    pub ttl: Duration,
+    pub approved_by: Vec<String>,
+    pub reuse: bool,
+    /// SHA-256 of the argv the grant is bound to (`keygate exec`), if any.
+    pub command_sha256: Option<String>,
+    /// Per secret: read once already (single-use grants are spent by it).
+    spent: Vec<AtomicBool>,
+    /// Per secret: the audit line for the first read has been written and synced.
+    logged: Vec<AtomicBool>,
+    log_lock: Mutex<()>,
+    reads: AtomicU64,
+}
+
+/// Why a release under a grant was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoGrant,
+}
+
+impl Grant {
+    pub fn new(
+        request: RequestId,
+        agent: AgentName,
+        secrets: Vec<SecretName>,
+        ttl: Duration,
+        approved_by: Vec<String>,
+        reuse: bool,
+        command_sha256: Option<String>,
+    ) -> Self {
+        let now = SystemTime::now();
+        let n = secrets.len();
+        Self {
+            id: GrantId::random(),
+            request,
+            agent,
+            secrets,
+            created_at: now,
+            expires_at: now + ttl,
+            ttl,
+            approved_by,
+            reuse,
+            command_sha256,
+            spent: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            log_lock: Mutex::new(()),
+            reads: AtomicU64::new(0),
+        }
+    }
+
+    pub fn reference(&self) -> GrantRef {
+        GrantRef {
+            id: self.id.clone(),
+            expires_at: rfc3339(self.expires_at),
+        }
+    }
+
+    pub fn view(&self) -> GrantView {
+        GrantView {
+            id: self.id.clone(),
+            agent: self.agent.clone(),
+            secrets: self.secrets.clone(),
+            created_at: rfc3339(self.created_at),
+            expires_at: rfc3339(self.expires_at),
+            approved_by: self.approved_by.clone(),
+            reuse: self.reuse,
+            request: self.request.clone(),
+            reads: self.reads(),
+        }
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn index_of(&self, secret: &SecretName) -> Option<usize> {
+        self.secrets.iter().position(|s| s == secret)
+    }
+
+    /// Takes one read of `secret` under this grant: `None` when it does not cover it, it
+    /// has ended, or (single use) it was read already.
+    fn take(&self, secret: &SecretName) -> Option<usize> {
+        let i = self.index_of(secret)?;
+        if SystemTime::now() >= self.expires_at {
+            return None;
+        }
+        if !self.reuse && self.spent[i].swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        Some(i)
+    }
+
+    /// Runs `write` once per secret of this grant, before the first read of it is
+    /// answered; later reads share that audit line. When `write` fails, the read fails.
+    pub fn log_first_read<E>(
+        &self,
+        secret: &SecretName,
+        write: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(i) = self.index_of(secret) else {
+            return Ok(());
+        };
+        if self.logged[i].load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = self
+            .log_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.logged[i].load(Ordering::Acquire) {
+            write()?;
+            self.logged[i].store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Gives a single-use read back (its audit line could not be written).
+    pub fn give_back(&self, secret: &SecretName) {
+        if let Some(i) = self.index_of(secret) {
+            self.spent[i].store(false, Ordering::Release);
+            self.reads.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Tells each grant's own TTL to moka.
+struct GrantExpiry;
+
+impl moka::Expiry<GrantId, Arc<Grant>> for GrantExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &GrantId,
+        value: &Arc<Grant>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// A grant that ended on its own (its TTL ran out).
+#[derive(Debug)]
+pub struct Ended {
+    pub grant: Arc<Grant>,
+}
+
+/// Every live grant.
+pub struct Grants {
+    cache: moka::future::Cache<GrantId, Arc<Grant>>,
+    by_agent: Arc<RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>>,
+}
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grants")
+            .field("live", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Grants {
+    /// The grant table, and a receiver of the grants that expire.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Ended>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let by_agent: Arc<RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>> = Arc::default();
+        let index = Arc::clone(&by_agent);
+        let cache = moka::future::Cache::builder()
+            .expire_after(GrantExpiry)
+            .eviction_listener(move |_id, grant: Arc<Grant>, cause| {
+                unindex(&index, &grant);
+                if cause == RemovalCause::Expired {
+                    let _ = tx.send(Ended { grant });
+                }
+            })
+            .build();
+        (Self { cache, by_agent }, rx)
+    }
+
+    pub async fn insert(&self, grant: Arc<Grant>) {
+        self.by_agent
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(grant.agent.clone())
+            .or_default()
+            .push(Arc::clone(&grant));
+        self.cache.insert(grant.id.clone(), grant).await;
+    }
+
+    /// The hot path: a live grant of `agent` that covers `secret` and can still be read,
+    /// with the read taken. Under `command_sha256`, only grants bound to that command.
+    pub async fn find(
+        &self,
+        agent: &AgentName,
+        secret: &SecretName,
+    ) -> Result<Arc<Grant>, Refusal> {
+        let candidates: Vec<Arc<Grant>> = {
+            let index = self
+                .by_agent
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match index.get(agent) {
+                Some(list) => list
+                    .iter()
+                    .filter(|g| g.index_of(secret).is_some())
+                    .cloned()
+                    .collect(),
+                None => return Err(Refusal::NoGrant),
+            }
+        };
+        for g in candidates {
+            // moka hides an expired entry at once, before its listener runs.
+            if self.cache.get(&g.id).await.is_some() && g.take(secret).is_some() {
+                return Ok(g);
+            }
+        }
+        Err(Refusal::NoGrant)
+    }
+
+    pub async fn get(&self, id: &GrantId) -> Option<Arc<Grant>> {
+        self.cache.get(id).await
+    }
+
+    /// Removes a grant (revocation); the caller audits it.
+    pub async fn remove(&self, id: &GrantId) -> Option<Arc<Grant>> {
+        self.cache.remove(id).await
+    }
+
+    /// Live grants, soonest to end first.
+    pub fn list(&self) -> Vec<Arc<Grant>> {
+        let now = SystemTime::now();
+        let mut all: Vec<Arc<Grant>> = self
+            .cache
+            .iter()
+            .map(|(_, g)| g)
+            .filter(|g| g.expires_at > now)
+            .collect();
+        all.sort_by(|a, b| a.expires_at.cmp(&b.expires_at));
+        all
+    }
+
+    /// Lets moka notice expiries; the daemon calls it on a short interval.
+    pub async fn tick(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
+
+fn unindex(index: &RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>, grant: &Grant) {
+    let mut index = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(list) = index.get_mut(&grant.agent) {
+        list.retain(|g| g.id != grant.id);
+        if list.is_empty() {
+            index.remove(&grant.agent);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Who is calling: the operator (one token, in a 0600 file the daemon writes on first
+//! start) or an agent (a token printed once by `keygate agents add`). The daemon keeps
+//! only SHA-256 hashes of agent tokens; tokens carry 256 random bits, so a fast hash is
+//! enough, and hashes are compared in constant time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keygate_proto::AgentName;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The caller of an API route, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Operator,
+    Agent(AgentName),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a keygate agents file: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("agent `{0}` already exists")]
+    Exists(AgentName),
+    #[error("no agent named `{0}`")]
+    Unknown(AgentName),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AgentRecord {
+    name: AgentName,
+    token_sha256: String,
+    created_at: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AgentsFile {
+    agents: Vec<AgentRecord>,
+}
+
+type Hash = [u8; 32];
+
+fn hash(token: &str) -> Hash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn new_token(prefix: &str) -> SecretString {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The operator and the agents, and how to tell a token's owner.
+#[derive(Debug)]
+pub struct Identities {
+    operator: Hash,
+    agents_path: PathBuf,
+    agents: RwLock<BTreeMap<AgentName, (Hash, String)>>,
+}
+
+impl Identities {
+    /// Loads the operator token (making it on first start) and the agents file.
+    pub fn load(operator_token: &Path, agents_path: &Path) -> Result<Self, IdentityError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IdentityError::Io { path, source }
+        };
+        let operator = match std::fs::read_to_string(operator_token) {
+            Ok(t) => hash(t.trim()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = operator_token.parent() {
+                    crate::paths::ensure_private_dir(dir).map_err(io(operator_token))?;
+                }
+                let token = new_token("kgo_");
+                crate::fsutil::write_private_atomic(
+                    operator_token,
+                    format!("{}\n", token.expose_secret()).as_bytes(),
+                )
+                .map_err(io(operator_token))?;
+                tracing::info!("wrote a new operator token to {}", operator_token.display());
+                hash(token.expose_secret())
+            }
+            Err(e) => return Err(io(operator_token)(e)),
+        };
+        let file: AgentsFile = match std::fs::read(agents_path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| IdentityError::Corrupt {
+                    path: agents_path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AgentsFile::default(),
+            Err(e) => return Err(io(agents_path)(e)),
+        };
+        let mut agents = BTreeMap::new();
+        for a in file.agents {
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(&a.token_sha256, &mut h).map_err(|e| IdentityError::Corrupt {
+                path: agents_path.to_path_buf(),
+                message: format!("agent `{}`: {e}", a.name),
+            })?;
+            agents.insert(a.name, (h, a.created_at));
+        }
+        Ok(Self {
+            operator,
+            agents_path: agents_path.to_path_buf(),
+            agents: RwLock::new(agents),
+        })
+    }
+
+    /// Whose token is this? `None` for an unknown one.
+    pub fn authenticate(&self, token: &str) -> Option<Caller> {
+        let h = hash(token);
+        if bool::from(h.ct_eq(&self.operator)) {
+            return Some(Caller::Operator);
+        }
+        let agents = self.agents.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Every hash is compared, in constant time, so timing tells nothing about which
+        // (if any) agent is close.
+        let mut found = None;
+        for (name, (stored, _)) in agents.iter() {
+            if bool::from(h.ct_eq(stored)) {
+                found = Some(name.clone());
+            }
+        }
+        found.map(Caller::Agent)
+    }
+
+    /// Adds an agent and returns its token, which is never stored.
+    pub fn add(&self, name: &AgentName) -> Result<SecretString, IdentityError> {
+        let mut agents = self.agents.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if agents.contains_key(name) {
+            return Err(IdentityError::Exists(name.clone()));
+        }
+        let token = new_token("kga_");
+        let mut next = agents.clone();
+        next.insert(
+            name.clone(),
+            (
+                hash(token.expose_secret()),
+                keygate_proto::duration::rfc3339(SystemTime::now()),
+            ),
+        );
+        self.save(&next)?;
+        *agents = next;
+        Ok(token)
+    }
+
+    /// Removes an agent; its token stops working at once.
+    pub fn remove(&self, name: &AgentName) -> Result<(), IdentityError> {
+        let mut agents = self.agents.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !agents.contains_key(name) {
+            return Err(IdentityError::Unknown(name.clone()));
+        }
+        let mut next = agents.clone();
+        next.remove(name);
+        self.save(&next)?;
+        *agents = next;
+        Ok(())
+    }
+
+    /// Agents and when they were added.
+    pub fn list(&self) -> Vec<(AgentName, String)> {
+        self.agents
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(n, (_, c))| (n.clone(), c.clone()))
+            .collect()
+    }
+
+    fn save(&self, agents: &BTreeMap<AgentName, (Hash, String)>) -> Result<(), IdentityError> {
+        let file = AgentsFile {
+            agents: agents
+                .iter()
+                .map(|(name, (h, created_at))| AgentRecord {
+                    name: name.clone(),
+                    token_sha256: hex::encode(h),
+                    created_at: created_at.clone(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| IdentityError::Corrupt {
+            path: self.agents_path.clone(),
+            message: e.to_string(),
+        })?;
+        let io = |source| IdentityError::Io {
+            path: self.agents_path.clone(),
+            source,
+        };
+        if let Some(dir) = self.agents_path.parent() {
+            crate::paths::ensure_private_dir(dir).map_err(io)?;
+        }
+        crate::fsutil::write_private_atomic(&self.agents_path, &bytes).map_err(io)
+    }
+}

@@ -1,0 +1,291 @@
+//! The HTTP API's wire types, shared by the daemon and the CLI. `docs/api.md` documents
+//! them route by route. Bodies a client sends refuse unknown fields; bodies the daemon
+//! sends may grow new fields, so clients ignore what they do not know.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::{AgentName, GrantId, RequestId, SecretName, SecretValue};
+
+/// Every error: `{"error": "<code>", "message": "<one line>"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+/// `POST /v1/requests`: an agent asks for secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRequest {
+    pub secrets: Vec<SecretName>,
+    #[serde(default)]
+    pub reason: String,
+    /// A humantime duration (`10m`); the policy's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// For `keygate exec`: the argv that will run; the grant is bound to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// The host the agent runs on, shown to the approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// The life of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+}
+
+impl RequestStatus {
+    pub fn is_final(self) -> bool {
+        self != Self::Pending
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A grant as a request or a listing refers to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantRef {
+    pub id: GrantId,
+    pub expires_at: String,
+}
+
+/// A request, as `GET /v1/requests/{id}` and `keygate requests --json` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestView {
+    pub id: RequestId,
+    pub agent: AgentName,
+    pub secrets: Vec<SecretName>,
+    pub reason: String,
+    pub status: RequestStatus,
+    pub created_at: String,
+    /// When a pending request stops waiting for a decision.
+    pub expires_at: String,
+    /// The TTL the grant will have (or has), in seconds.
+    pub ttl_seconds: u64,
+    pub quorum: u32,
+    /// Who approved so far (all approvers once approved).
+    #[serde(default)]
+    pub approvals: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// `terminal`, `discord` or `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// Why it was denied or ended, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantRef>,
+    /// The rule that decided, or absent when no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Where the request was posted for approval (`terminal`, `discord`).
+    #[serde(default)]
+    pub posted_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// A live grant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantView {
+    pub id: GrantId,
+    pub agent: AgentName,
+    pub secrets: Vec<SecretName>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub approved_by: Vec<String>,
+    pub reuse: bool,
+    pub request: RequestId,
+    /// Reads so far.
+    pub reads: u64,
+}
+
+/// `GET /v1/secrets/{name}`: the release.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Release {
+    pub name: SecretName,
+    #[serde(serialize_with = "expose")]
+    pub value: SecretValue,
+    /// Absent when a rule allows the secret outright.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantRef>,
+}
+
+fn expose<S: Serializer>(v: &SecretValue, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose())
+}
+
+/// `POST /v1/requests/{id}/approve`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/deny`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/grants/revoke`: exactly one selector.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretName>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revoked {
+    pub revoked: Vec<GrantId>,
+}
+
+/// `PUT /v1/secrets/{name}` (operator).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecretBody {
+    pub value: SecretValue,
+}
+
+impl Serialize for SetSecretBody {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("SetSecretBody", 1)?;
+        st.serialize_field("value", self.value.expose())?;
+        st.end()
+    }
+}
+
+/// A secret's metadata: never its value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: SecretName,
+    pub created_at: String,
+    pub updated_at: String,
+    pub size: usize,
+    pub backend: String,
+}
+
+/// `POST /v1/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddAgentBody {
+    pub name: AgentName,
+}
+
+/// The answer to `POST /v1/agents`: the token, shown once.
+#[derive(Serialize, Deserialize)]
+pub struct NewAgent {
+    pub name: AgentName,
+    pub token: String,
+}
+
+impl std::fmt::Debug for NewAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAgent")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: AgentName,
+    pub created_at: String,
+}
+
+/// `GET /v1/policy/check?agent=&secret=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyCheck {
+    pub agent: AgentName,
+    pub secret: SecretName,
+    /// `allow`, `ask` or `deny`.
+    pub decision: String,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub ttl_seconds: u64,
+    pub request_timeout_seconds: u64,
+    pub reuse: bool,
+    pub quorum: Option<u32>,
+    pub approver_groups: Vec<String>,
+}
+
+/// `POST /v1/store/unlock`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockBody {
+    pub passphrase: SecretValue,
+}
+
+impl Serialize for UnlockBody {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("UnlockBody", 1)?;
+        st.serialize_field("passphrase", self.passphrase.expose())?;
+        st.end()
+    }
+}
+
+impl std::fmt::Debug for UnlockBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockBody(<redacted>)")
+    }
+}
+
+/// `GET /v1/audit/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditVerify {
+    pub ok: bool,
+    pub lines: u64,
+    /// The first line that breaks the chain (1-based), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub store_backend: String,
+    pub store_locked: bool,
+    pub pending_requests: usize,
+    pub live_grants: usize,
+    pub agents: usize,
+    /// `not configured`, `connecting`, `connected`, `disconnected`.
+    pub discord: String,
+    pub approval_channels: Vec<String>,
+    pub policy_rules: usize,
+}
