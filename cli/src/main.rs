@@ -1,30 +1,66 @@
-//! `keygate`, the thin client of the keygate daemon.
+//! `keygate`, the thin client of the keygate daemon: parse the command line, call the
+//! daemon, print for people (or `--json` for programs), exit with SPEC.md's codes.
 
 mod args;
+mod client;
+mod commands;
+mod failure;
+mod output;
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
+use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
+use crate::commands::{agents, audit, decide, get, grants, policy, requests, secrets, status, store};
+use crate::failure::{Exit, Failure, Outcome};
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    let name = match cli.command {
-        args::Command::Get(_) => "get",
-        args::Command::Exec(_) => "exec",
-        args::Command::Requests(_) => "requests",
-        args::Command::Cancel { .. } => "cancel",
-        args::Command::Approve { .. } => "approve",
-        args::Command::Deny { .. } => "deny",
-        args::Command::Grants(_) => "grants",
-        args::Command::Revoke(_) => "revoke",
-        args::Command::Secrets(_) => "secrets",
-        args::Command::Agents(_) => "agents",
-        args::Command::Policy(_) => "policy",
-        args::Command::Unlock => "unlock",
-        args::Command::Lock => "lock",
-        args::Command::Audit(_) => "audit",
-        args::Command::Status(_) => "status",
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keygate: cannot start: {e}");
+            return ExitCode::from(Exit::Error as u8);
+        }
     };
-    eprintln!("keygate: `keygate {name}` is not built yet");
-    ExitCode::from(1)
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("keygate: {failure}");
+            ExitCode::from(failure.exit as u8)
+        }
+    }
+}
+
+async fn run(command: Command) -> Outcome {
+    let client = client::Client::from_env()?;
+    match command {
+        Command::Get(args) => get::run(&client, args).await,
+        Command::Exec(_) => Err(Failure::error(
+            "`keygate exec` is not built yet: use `keygate get` for now",
+        )),
+        Command::Requests(args) => requests::list(&client, args).await,
+        Command::Cancel { request } => requests::cancel(&client, request).await,
+        Command::Approve { request, ttl } => decide::approve(&client, request, ttl).await,
+        Command::Deny { request, reason } => decide::deny(&client, request, reason).await,
+        Command::Grants(args) => grants::list(&client, args).await,
+        Command::Revoke(args) => grants::revoke(&client, args).await,
+        Command::Secrets(SecretsCommand::Set { name }) => secrets::set(&client, name).await,
+        Command::Secrets(SecretsCommand::List(args)) => secrets::list(&client, args).await,
+        Command::Secrets(SecretsCommand::Rm { name }) => secrets::rm(&client, name).await,
+        Command::Agents(AgentsCommand::Add { name }) => agents::add(&client, name).await,
+        Command::Agents(AgentsCommand::List(args)) => agents::list(&client, args).await,
+        Command::Agents(AgentsCommand::Rm { name }) => agents::rm(&client, name).await,
+        Command::Policy(PolicyCommand::Check { agent, secret }) => {
+            policy::check(&client, agent, secret).await
+        }
+        Command::Unlock => store::unlock(&client).await,
+        Command::Lock => store::lock(&client).await,
+        Command::Audit(args) => audit::run(&client, args).await,
+        Command::Status(args) => status::run(&client, args).await,
+    }
 }

@@ -164,7 +164,7 @@ impl AuditLog {
             source,
         };
         if let Some(dir) = path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(io)?;
+            crate::fsutil::ensure_private_dir(dir).map_err(io)?;
         }
         let (seq, hash) = match File::open(path) {
             Ok(f) => {

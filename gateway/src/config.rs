@@ -10,7 +10,7 @@ use std::str::FromStr;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::paths::Paths;
+use keygate_proto::paths::Paths;
 use crate::store::Choice;
 
 #[derive(Debug, thiserror::Error)]

@@ -81,7 +81,7 @@ impl Identities {
             Ok(t) => hash(t.trim()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = operator_token.parent() {
-                    crate::paths::ensure_private_dir(dir).map_err(io(operator_token))?;
+                    crate::fsutil::ensure_private_dir(dir).map_err(io(operator_token))?;
                 }
                 let token = new_token("kgo_");
                 crate::fsutil::write_private_atomic(
@@ -201,7 +201,7 @@ impl Identities {
             source,
         };
         if let Some(dir) = self.agents_path.parent() {
-            crate::paths::ensure_private_dir(dir).map_err(io)?;
+            crate::fsutil::ensure_private_dir(dir).map_err(io)?;
         }
         crate::fsutil::write_private_atomic(&self.agents_path, &bytes).map_err(io)
     }

@@ -14,6 +14,5 @@ pub mod fsutil;
 pub mod gate;
 pub mod grants;
 pub mod identity;
-pub mod paths;
 pub mod requests;
 pub mod store;

@@ -9,6 +9,7 @@ pub mod api;
 pub mod duration;
 pub mod ids;
 pub mod names;
+pub mod paths;
 pub mod secret;
 
 pub use ids::{GrantId, IdError, RequestId};

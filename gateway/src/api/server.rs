@@ -36,7 +36,7 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     };
     if let Some(dir) = path.parent() {
         // 0700: nobody else may even reach the socket, whatever its own mode.
-        crate::paths::ensure_private_dir(dir).map_err(io)?;
+        crate::fsutil::ensure_private_dir(dir).map_err(io)?;
     }
     if path.exists() {
         // A socket that answers belongs to a live daemon; one that refuses is stale.

@@ -3,7 +3,7 @@
 //! Each base can be moved with its XDG variable, which is how the tests give every daemon
 //! its own tree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The directories and files the daemon uses.
 #[derive(Debug, Clone)]
@@ -90,14 +90,4 @@ fn tempfile_uid() -> Option<u32> {
     let uid = std::fs::metadata(&p).ok().map(|m| m.uid());
     let _ = std::fs::remove_file(&p);
     uid
-}
-
-/// Creates `dir` (and parents) and makes it private to this user (0700).
-pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }

@@ -1,0 +1,171 @@
+//! Talking to the daemon: HTTP/1.1 over its Unix socket (`KEYGATE_URL=unix:///path`, or
+//! the default socket), with the caller's token. Errors become [`Failure`]s with SPEC.md's
+//! exit codes: unreachable 6, unauthenticated or forbidden 5.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use keygate_proto::api::ErrorBody;
+use keygate_proto::paths::Paths;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+use zeroize::Zeroizing;
+
+use crate::failure::{Exit, Failure, Outcome};
+
+/// A failed call: the daemon's error code (`no_grant`, ...) beside the failure.
+#[derive(Debug)]
+pub struct CallError {
+    pub code: String,
+    pub failure: Failure,
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        e.failure
+    }
+}
+
+#[derive(Debug)]
+pub struct Client {
+    socket: PathBuf,
+    token: Option<Zeroizing<String>>,
+}
+
+impl Client {
+    /// Where the daemon is and who we are, from `KEYGATE_URL` and `KEYGATE_TOKEN` (default:
+    /// the operator token file, if readable).
+    pub fn from_env() -> Outcome<Self> {
+        let paths = Paths::from_env();
+        let socket = match std::env::var("KEYGATE_URL").ok().filter(|v| !v.is_empty()) {
+            None => paths.socket(),
+            Some(url) => match url.strip_prefix("unix://") {
+                Some(path) if !path.is_empty() => PathBuf::from(path),
+                _ if url.starts_with("https://") => {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "KEYGATE_URL: https:// is not supported by this build yet; use unix:///path/to/keygated.sock",
+                    ));
+                }
+                _ => {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        "KEYGATE_URL must look like unix:///path/to/keygated.sock or https://host:port",
+                    ));
+                }
+            },
+        };
+        let token = match std::env::var("KEYGATE_TOKEN").ok().filter(|v| !v.is_empty()) {
+            Some(t) => Some(Zeroizing::new(t)),
+            None => std::fs::read_to_string(paths.operator_token())
+                .ok()
+                .map(|t| Zeroizing::new(t.trim().to_owned())),
+        };
+        Ok(Self { socket, token })
+    }
+
+    /// Calls the daemon and decodes its JSON answer.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, CallError> {
+        let plain = |exit, message: String| CallError {
+            code: String::new(),
+            failure: Failure::new(exit, message),
+        };
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            plain(
+                Exit::Unreachable,
+                format!(
+                    "cannot reach keygated at {}: {e} (is it running? start it with `keygated serve`, or set KEYGATE_URL)",
+                    self.socket.display()
+                ),
+            )
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| plain(Exit::Unreachable, format!("keygated did not answer: {e}")))?;
+        tokio::spawn(conn);
+
+        let bytes = match body {
+            Some(b) => Zeroizing::new(
+                serde_json::to_vec(b)
+                    .map_err(|e| plain(Exit::Error, format!("cannot encode the request: {e}")))?,
+            ),
+            None => Zeroizing::new(Vec::new()),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "keygated");
+        if let Some(token) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", token.as_str()));
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(&bytes)))
+            .map_err(|e| plain(Exit::Error, format!("bad request: {e}")))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| plain(Exit::Unreachable, format!("keygated hung up: {e}")))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        // The daemon's error says what happened; Retry-After says when to try again.
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| plain(Exit::Unreachable, format!("keygated hung up: {e}")))?
+            .to_bytes();
+        let body = Zeroizing::new(body.to_vec());
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                plain(Exit::Error, format!("keygated sent an answer this client cannot read: {e}"))
+            });
+        }
+        let err: ErrorBody = serde_json::from_slice(&body).unwrap_or(ErrorBody {
+            error: "unknown".into(),
+            message: format!("keygated answered {status}"),
+        });
+        let exit = match status {
+            StatusCode::UNAUTHORIZED => Exit::Auth,
+            StatusCode::FORBIDDEN if err.error != "no_grant" => Exit::Auth,
+            _ => Exit::Error,
+        };
+        let mut message = err.message;
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            message = format!("{message} (set KEYGATE_TOKEN to your agent token)");
+        }
+        if let Some(after) = retry_after {
+            message = format!("{message}; retry in {}s", after.as_secs());
+        }
+        Err(CallError {
+            code: err.error,
+            failure: Failure::new(exit, message),
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+        self.call(Method::GET, path, None::<&()>).await
+    }
+}
+
+/// `github/token` → `github%2Ftoken`, as the API's paths want names.
+pub fn encode_name(name: &str) -> String {
+    name.replace('/', "%2F")
+}

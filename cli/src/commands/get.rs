@@ -1,0 +1,196 @@
+//! `keygate get SECRET`: the value if a grant or rule allows it; else file a request,
+//! wait for a decision (long-polling, with a spinner on a terminal), and print the value.
+//! Ctrl-C while waiting cancels the request.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use keygate_proto::api::{FileRequest, Release, RequestStatus, RequestView};
+use keygate_proto::{RequestId, SecretName};
+
+use crate::args::GetArgs;
+use crate::client::{Client, encode_name};
+use crate::failure::{Exit, Failure, Outcome};
+use crate::output::{relative, short};
+
+/// How long one long-poll waits before the next.
+const POLL: Duration = Duration::from_secs(25);
+
+pub async fn run(client: &Client, args: GetArgs) -> Outcome {
+    if let Some(release) = try_release(client, &args.secret).await? {
+        return print(&release);
+    }
+    let view: RequestView = client
+        .call(
+            Method::POST,
+            "/v1/requests",
+            Some(&FileRequest {
+                secrets: vec![args.secret.clone()],
+                reason: args.reason.unwrap_or_default(),
+                ttl: args.ttl.map(keygate_proto::duration::format),
+                command: None,
+                host: hostname(),
+            }),
+        )
+        .await?;
+    let view = wait(client, view, args.timeout).await?;
+    let release = try_release(client, &args.secret).await?.ok_or_else(|| {
+        Failure::error("the request was approved but the grant is already gone (revoked or expired)")
+    })?;
+    announce(&view);
+    print(&release)
+}
+
+/// Reads the secret; `None` when the caller holds no grant for it.
+pub async fn try_release(client: &Client, secret: &SecretName) -> Outcome<Option<Release>> {
+    let path = format!("/v1/secrets/{}", encode_name(secret.as_str()));
+    match client.get::<Release>(&path).await {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.code == "no_grant" => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print(release: &Release) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", release.value.expose());
+    out.flush()
+        .map_err(|e| Failure::error(format!("cannot write the value to stdout: {e}")))
+}
+
+fn announce(view: &RequestView) {
+    let by = if view.approvals.is_empty() {
+        view.decided_by.clone().unwrap_or_default()
+    } else {
+        view.approvals.join(", ")
+    };
+    let ends = view
+        .grant
+        .as_ref()
+        .map(|g| format!("; the grant ends {} ({})", relative(&g.expires_at), g.expires_at))
+        .unwrap_or_default();
+    eprintln!("keygate: approved by {by}{ends}");
+}
+
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+/// Waits for a decision; `Ok` only once approved.
+pub async fn wait(client: &Client, mut view: RequestView, timeout: Option<Duration>) -> Outcome<RequestView> {
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let where_ = if view.posted_to.is_empty() {
+        "the approvers".to_owned()
+    } else {
+        view.posted_to.join(", ")
+    };
+    if view.status == RequestStatus::Pending {
+        let hint = if view.posted_to.iter().any(|p| p == "terminal") && view.posted_to.len() == 1 {
+            format!(" (an operator runs `keygate approve {}`)", view.id)
+        } else {
+            String::new()
+        };
+        if !tty {
+            eprintln!(
+                "keygate: waiting for approval of {} (posted to {where_}); it expires {}{hint}",
+                view.id,
+                relative(&view.expires_at)
+            );
+        }
+    }
+    let id = view.id.clone();
+    let mut spinner = Spinner::new(tty);
+    while view.status == RequestStatus::Pending {
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        if left.is_some_and(|l| l.is_zero()) {
+            spinner.clear();
+            cancel_quietly(client, &id).await;
+            return Err(Failure::new(
+                Exit::Timeout,
+                format!("no decision within --timeout; request {id} cancelled"),
+            ));
+        }
+        let poll = left.map_or(POLL, |l| l.min(POLL)).max(Duration::from_secs(1));
+        let path = format!("/v1/requests/{id}?wait={}s", poll.as_secs());
+        let request = client.get::<RequestView>(&path);
+        tokio::pin!(request);
+        let mut tick = tokio::time::interval(Duration::from_millis(120));
+        let result = loop {
+            tokio::select! {
+                result = &mut request => break result,
+                _ = tick.tick() => spinner.draw(&id, &where_, &view.expires_at),
+                _ = tokio::signal::ctrl_c() => {
+                    spinner.clear();
+                    cancel_quietly(client, &id).await;
+                    return Err(Failure::new(Exit::Interrupted, format!("interrupted: request {id} cancelled")));
+                }
+            }
+        };
+        view = result.map_err(|e| {
+            spinner.clear();
+            Failure::from(e)
+        })?;
+    }
+    spinner.clear();
+    match view.status {
+        RequestStatus::Approved => Ok(view),
+        RequestStatus::Denied => {
+            let who = view.decided_by.clone().unwrap_or_else(|| "an approver".into());
+            let why = view.message.clone().unwrap_or_default();
+            let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+            Err(Failure::new(Exit::Denied, format!("denied by {who}{why}")))
+        }
+        RequestStatus::Expired => Err(Failure::new(
+            Exit::Timeout,
+            format!("no decision before request {id} expired"),
+        )),
+        RequestStatus::Cancelled => Err(Failure::error(format!("request {id} was cancelled"))),
+        RequestStatus::Pending => Err(Failure::error("still pending")),
+    }
+}
+
+async fn cancel_quietly(client: &Client, id: &RequestId) {
+    let _ = client
+        .call::<serde_json::Value>(Method::DELETE, &format!("/v1/requests/{id}"), None::<&()>)
+        .await;
+}
+
+/// A one-line spinner on stderr, only when stderr is a terminal.
+struct Spinner {
+    on: bool,
+    frame: usize,
+}
+
+impl Spinner {
+    fn new(on: bool) -> Self {
+        Self { on, frame: 0 }
+    }
+
+    fn draw(&mut self, id: &RequestId, where_: &str, expires_at: &str) {
+        if !self.on {
+            return;
+        }
+        const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+        self.frame = (self.frame + 1) % FRAMES.len();
+        let left = keygate_proto::duration::parse_rfc3339(expires_at)
+            .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+            .map_or_else(|| "?".into(), short);
+        eprint!(
+            "\r\x1b[2K{} waiting for approval of {id} (posted to {where_}), {left} left",
+            FRAMES[self.frame]
+        );
+    }
+
+    fn clear(&mut self) {
+        if self.on {
+            eprint!("\r\x1b[2K");
+            self.on = false;
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Output for people (aligned tables) and for programs (`--json`), never mixed: data on
+//! stdout, talk on stderr.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Prints a JSON array (or object) on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("keygate: cannot encode JSON: {e}"),
+    }
+}
+
+/// Prints rows under a header, columns aligned.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// `2026-01-01T10:00:00Z` → `in 14m` / `3m ago`, for people.
+pub fn relative(rfc3339: &str) -> String {
+    let Some(t) = keygate_proto::duration::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let now = SystemTime::now();
+    match t.duration_since(now) {
+        Ok(d) => format!("in {}", short(d)),
+        Err(e) => format!("{} ago", short(e.duration())),
+    }
+}
+
+/// A duration rounded for people: `4m 12s`, `2h 5m`.
+pub fn short(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
