@@ -1,0 +1,107 @@
+//! Grants: reuse within the TTL, single use, expiry, and every way to revoke.
+
+use std::time::Duration;
+
+use keygate_tests::{Daemon, finish, poll};
+
+fn approve_next(d: &Daemon) {
+    let id = d.pending_request();
+    d.keygate(&["approve", &id]).ok();
+}
+
+fn get_approved(d: &Daemon, token: &str, secret: &str) -> String {
+    let child = d.keygate_as(token, &["get", secret]).spawn();
+    approve_next(d);
+    let r = finish(child);
+    assert_eq!(r.code, 0, "{r:?}");
+    r.stdout
+}
+
+fn grants(d: &Daemon) -> Vec<serde_json::Value> {
+    serde_json::from_str(&d.keygate(&["grants", "--json"]).ok().stdout).unwrap()
+}
+
+#[test]
+fn a_reusable_grant_serves_reads_until_it_ends() {
+    let d = Daemon::start();
+    d.secret("github/token", "ghp_1");
+    let t = d.agent("ci-one");
+    assert_eq!(get_approved(&d, &t, "github/token"), "ghp_1\n");
+    for _ in 0..3 {
+        let r = d.keygate_as(&t, &["get", "github/token"]).ok();
+        assert_eq!(r.stdout, "ghp_1\n");
+    }
+    assert_eq!(d.requests().len(), 1, "reads under the grant file no request");
+    let g = &grants(&d)[0];
+    assert_eq!(g["agent"], "ci-one");
+    assert_eq!(g["approved_by"][0], "operator");
+    assert_eq!(g["reads"], 4);
+    // One audit line covers every read under the grant.
+    assert_eq!(d.audit().matches("\"event\":\"released\"").count(), 1);
+}
+
+#[test]
+fn a_single_use_grant_is_spent_by_its_first_read() {
+    let d = Daemon::start();
+    d.secret("db/password", "pw");
+    let t = d.agent("ci-one");
+    assert_eq!(get_approved(&d, &t, "db/password"), "pw\n");
+    let again = d
+        .keygate_as(&t, &["get", "db/password", "--timeout", "1s"])
+        .run();
+    assert_eq!(again.code, 4, "a spent grant asks again: {again:?}");
+    assert_eq!(grants(&d).len(), 1, "the spent grant stays listed until its TTL ends");
+}
+
+#[test]
+fn an_expired_grant_releases_nothing_and_is_audited() {
+    let d = Daemon::start();
+    d.secret("short/token", "s");
+    let t = d.agent("ci-one");
+    assert_eq!(get_approved(&d, &t, "short/token"), "s\n");
+    poll(Duration::from_secs(10), "the grant to expire", || {
+        grants(&d).is_empty().then_some(())
+    });
+    let r = d
+        .keygate_as(&t, &["get", "short/token", "--timeout", "1s"])
+        .run();
+    assert_eq!(r.code, 4, "{r:?}");
+    poll(Duration::from_secs(10), "the expiry in the audit log", || {
+        d.audit().contains("\"cause\":\"expired\"").then_some(())
+    });
+}
+
+#[test]
+fn revoke_by_id_agent_secret_and_all() {
+    let d = Daemon::start();
+    d.secret("github/a", "1");
+    d.secret("github/b", "2");
+    let one = d.agent("ci-one");
+    let two = d.agent("ci-two");
+    get_approved(&d, &one, "github/a");
+    get_approved(&d, &one, "github/b");
+    get_approved(&d, &two, "github/a");
+    get_approved(&d, &two, "github/b");
+    assert_eq!(grants(&d).len(), 4);
+
+    let id = grants(&d)[0]["id"].as_str().unwrap().to_owned();
+    d.keygate(&["revoke", &id]).ok();
+    assert_eq!(grants(&d).len(), 3);
+    assert!(grants(&d).iter().all(|g| g["id"] != id.as_str()));
+
+    d.keygate(&["revoke", "--secret", "github/b"]).ok();
+    assert!(grants(&d).iter().all(|g| g["secrets"][0] != "github/b"));
+
+    let left = grants(&d).len();
+    d.keygate(&["revoke", "--agent", "ci-two"]).ok();
+    assert!(grants(&d).iter().all(|g| g["agent"] != "ci-two"));
+    assert!(grants(&d).len() < left || left == 0);
+
+    d.keygate(&["revoke", "--all"]).ok();
+    assert!(grants(&d).is_empty());
+    let r = d.keygate_as(&one, &["get", "github/a", "--timeout", "1s"]).run();
+    assert_eq!(r.code, 4, "a revoked grant releases nothing: {r:?}");
+    assert!(d.audit().contains("\"cause\":\"revoked\""));
+    let unknown = d.keygate(&["revoke", &id]).run();
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+}
