@@ -171,7 +171,10 @@ pub enum AgentsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
     /// Which rule decides for AGENT reading SECRET, and what it decides.
-    Check { agent: AgentName, secret: SecretName },
+    Check {
+        agent: AgentName,
+        secret: SecretName,
+    },
 }
 
 #[derive(Debug, Args)]

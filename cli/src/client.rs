@@ -60,7 +60,10 @@ impl Client {
                 }
             },
         };
-        let token = match std::env::var("KEYGATE_TOKEN").ok().filter(|v| !v.is_empty()) {
+        let token = match std::env::var("KEYGATE_TOKEN")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             Some(t) => Some(Zeroizing::new(t)),
             None => std::fs::read_to_string(paths.operator_token())
                 .ok()
@@ -135,7 +138,10 @@ impl Client {
         let body = Zeroizing::new(body.to_vec());
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| {
-                plain(Exit::Error, format!("keygated sent an answer this client cannot read: {e}"))
+                plain(
+                    Exit::Error,
+                    format!("keygated sent an answer this client cannot read: {e}"),
+                )
             });
         }
         let err: ErrorBody = serde_json::from_slice(&body).unwrap_or(ErrorBody {

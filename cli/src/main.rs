@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
-use crate::commands::{agents, audit, decide, get, grants, policy, requests, secrets, status, store};
+use crate::commands::{
+    agents, audit, decide, get, grants, policy, requests, secrets, status, store,
+};
 use crate::failure::{Exit, Failure, Outcome};
 
 fn main() -> ExitCode {

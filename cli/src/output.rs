@@ -1,6 +1,7 @@
 //! Output for people (aligned tables) and for programs (`--json`), never mixed: data on
 //! stdout, talk on stderr.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -30,7 +31,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             if i + 1 == cells.len() {
                 s.push_str(cell);
             } else {
-                s.push_str(&format!("{cell:<w$}  "));
+                let _ = write!(s, "{cell:<w$}  ");
             }
         }
         println!("{}", s.trim_end());

@@ -256,7 +256,10 @@ impl AuditLog {
     }
 
     /// Lines newer than `since` (all when `None`), as JSON values.
-    pub fn read_since(&self, since: Option<SystemTime>) -> Result<Vec<serde_json::Value>, AuditError> {
+    pub fn read_since(
+        &self,
+        since: Option<SystemTime>,
+    ) -> Result<Vec<serde_json::Value>, AuditError> {
         let io = |source| AuditError::Io {
             path: self.path.clone(),
             source,
@@ -309,7 +312,10 @@ pub fn verify_file(path: &Path, head: Option<&str>) -> Result<AuditVerify, Audit
         if v.get("prev").and_then(serde_json::Value::as_str) != Some(prev.as_str()) {
             return Ok(broken(
                 n,
-                format!("line {n} does not follow line {}: a line was edited, removed or moved", n - 1),
+                format!(
+                    "line {n} does not follow line {}: a line was edited, removed or moved",
+                    n - 1
+                ),
             ));
         }
         if v.get("seq").and_then(serde_json::Value::as_u64) != Some(n) {

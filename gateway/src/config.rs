@@ -10,8 +10,8 @@ use std::str::FromStr;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use keygate_proto::paths::Paths;
 use crate::store::Choice;
+use keygate_proto::paths::Paths;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -221,10 +221,12 @@ impl Config {
 
     fn resolve(paths: Paths, file: FileConfig) -> Result<Self, ConfigError> {
         let store = match env("KEYGATE_SECRET_STORE").or_else(|| env("KEYGATE_STORE_BACKEND")) {
-            Some(v) => v.parse().map_err(|e: crate::store::UnknownBackend| ConfigError::Env {
-                var: "KEYGATE_SECRET_STORE".into(),
-                message: e.to_string(),
-            })?,
+            Some(v) => v
+                .parse()
+                .map_err(|e: crate::store::UnknownBackend| ConfigError::Env {
+                    var: "KEYGATE_SECRET_STORE".into(),
+                    message: e.to_string(),
+                })?,
             None => match file.store.backend {
                 Some(v) => v.parse().map_err(|e: crate::store::UnknownBackend| {
                     ConfigError::Invalid(format!("[store] backend: {e}"))
@@ -302,7 +304,7 @@ impl Config {
 fn one_line(s: &str) -> String {
     let mut lines = s.lines().filter(|l| !l.trim().is_empty());
     let head = lines.next().unwrap_or_default().trim().to_owned();
-    match lines.last() {
+    match lines.next_back() {
         Some(last) if last.trim() != head => format!("{head}: {}", last.trim()),
         _ => head,
     }

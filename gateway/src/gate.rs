@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use keygate_policies::{Decision, Policy};
+use keygate_policies::{Approvers, Decision, Policy};
 use keygate_proto::api::{FileRequest, GrantView, Release, RequestStatus, RequestView};
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 use tokio::sync::{mpsc, watch};
@@ -221,7 +221,11 @@ impl Gate {
         let w = windows.entry(agent.clone()).or_default();
         let now = Instant::now();
         let minute = Duration::from_secs(60);
-        while w.filed.front().is_some_and(|t| now.duration_since(*t) >= minute) {
+        while w
+            .filed
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= minute)
+        {
             w.filed.pop_front();
         }
         if w.filed.len() >= self.limits.requests_per_minute as usize {
@@ -280,8 +284,8 @@ impl Gate {
 
         let eval = self.policy().evaluate_all(agent, &secrets, ttl);
         let (approvers, quorum, decision) = match &eval.decision {
-            Decision::Allow => (Default::default(), 0, "allow"),
-            Decision::Deny => (Default::default(), 0, "deny"),
+            Decision::Allow => (Approvers::default(), 0, "allow"),
+            Decision::Deny => (Approvers::default(), 0, "deny"),
             Decision::Ask { approvers, quorum } => (approvers.clone(), *quorum, "ask"),
         };
         let mut request = Request::pending(
@@ -327,7 +331,7 @@ impl Gate {
             }
             Decision::Allow => {
                 let by = actor("policy", "policy");
-                let grant = self.make_grant(&request, vec!["policy".into()], None);
+                let grant = Self::make_grant(&request, vec!["policy".into()], None);
                 self.audit.record(&Event::RequestDecided {
                     request: &request.id,
                     outcome: "approved",
@@ -347,7 +351,11 @@ impl Gate {
                 Ok(view)
             }
             Decision::Ask { .. } => {
-                request.posted_to = self.channels().iter().map(|c| c.name().to_owned()).collect();
+                request.posted_to = self
+                    .channels()
+                    .iter()
+                    .map(|c| c.name().to_owned())
+                    .collect();
                 let view = request.view();
                 for channel in self.channels() {
                     if let Err(e) = channel.post(&view).await {
@@ -380,7 +388,6 @@ impl Gate {
     }
 
     fn make_grant(
-        &self,
         request: &Request,
         approved_by: Vec<String>,
         ttl: Option<Duration>,
@@ -403,7 +410,8 @@ impl Gate {
             if r.status != RequestStatus::Pending {
                 return Err(());
             }
-            self.audit.record_or_log(&Event::RequestExpired { request: id });
+            self.audit
+                .record_or_log(&Event::RequestExpired { request: id });
             r.status = RequestStatus::Expired;
             r.decided_at = Some(SystemTime::now());
             r.message = Some("no decision before the request expired".into());
@@ -485,8 +493,10 @@ impl Gate {
                 if r.status != RequestStatus::Pending {
                     return Err(GateError::AlreadyDecided(r.status.as_str()));
                 }
-                self.audit
-                    .record(&Event::RequestCancelled { request: id, by: &by })?;
+                self.audit.record(&Event::RequestCancelled {
+                    request: id,
+                    by: &by,
+                })?;
                 r.status = RequestStatus::Cancelled;
                 r.decided_by = Some(by.clone());
                 r.decided_at = Some(SystemTime::now());
@@ -527,10 +537,10 @@ impl Gate {
                 }
                 match &verdict {
                     Verdict::Deny { reason } => {
-                        let message = reason
-                            .as_deref()
-                            .map(|m| cut(m, MAX_REASON))
-                            .unwrap_or_else(|| format!("denied by {}", by.who));
+                        let message = reason.as_deref().map_or_else(
+                            || format!("denied by {}", by.who),
+                            |m| cut(m, MAX_REASON),
+                        );
                         self.audit.record(&Event::RequestDecided {
                             request: id,
                             outcome: "denied",
@@ -560,7 +570,7 @@ impl Gate {
                             r.approvals = approvals;
                             return Ok(Outcome::Progress(r.view()));
                         }
-                        let grant = self.make_grant(r, approvals.clone(), *ttl);
+                        let grant = Self::make_grant(r, approvals.clone(), *ttl);
                         self.audit.record(&Event::RequestDecided {
                             request: id,
                             outcome: "approved",
@@ -611,15 +621,14 @@ impl Gate {
         agent: &AgentName,
         secret: &SecretName,
     ) -> Result<Release, GateError> {
-        let (grant, basis) = match self.grants.find(agent, secret).await {
-            Ok(g) => (Some(g), None),
-            Err(_) => {
-                let eval = self.policy().evaluate(agent, secret, None);
-                if eval.decision != Decision::Allow {
-                    return Err(GateError::NoGrant);
-                }
-                (None, Some(eval.rule.unwrap_or_default()))
+        let (grant, basis) = if let Some(g) = self.grants.find(agent, secret).await {
+            (Some(g), None)
+        } else {
+            let eval = self.policy().evaluate(agent, secret, None);
+            if eval.decision != Decision::Allow {
+                return Err(GateError::NoGrant);
             }
+            (None, Some(eval.rule.unwrap_or_default()))
         };
         let value = match self.value(secret).await {
             Ok(Some(v)) => v,
@@ -845,8 +854,11 @@ impl Gate {
     pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
         self.audit.record(&Event::AgentRemoved { name })?;
         self.identities.remove(name)?;
-        self.revoke(&Selector::Agent(name.clone()), &actor("operator", "terminal"))
-            .await?;
+        self.revoke(
+            &Selector::Agent(name.clone()),
+            &actor("operator", "terminal"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -862,13 +874,20 @@ impl Gate {
             live_grants: self.grants.list().len(),
             agents: self.identities.list().len(),
             discord,
-            approval_channels: self.channels().iter().map(|c| c.name().to_owned()).collect(),
+            approval_channels: self
+                .channels()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect(),
             policy_rules: self.policy().rules().len(),
         }
     }
 
     pub fn channel_states(&self) -> Vec<(&'static str, String)> {
-        self.channels().iter().map(|c| (c.name(), c.state())).collect()
+        self.channels()
+            .iter()
+            .map(|c| (c.name(), c.state()))
+            .collect()
     }
 
     /// Stops filing, answers every waiting agent with an error, and stops maintenance.

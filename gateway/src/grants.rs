@@ -39,12 +39,6 @@ pub struct Grant {
     reads: AtomicU64,
 }
 
-/// Why a release under a grant was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    NoGrant,
-}
-
 impl Grant {
     pub fn new(
         request: RequestId,
@@ -181,7 +175,7 @@ impl std::fmt::Debug for Grants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Grants")
             .field("live", &self.cache.entry_count())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -215,11 +209,7 @@ impl Grants {
 
     /// The hot path: a live grant of `agent` that covers `secret` and can still be read,
     /// with the read taken. Under `command_sha256`, only grants bound to that command.
-    pub async fn find(
-        &self,
-        agent: &AgentName,
-        secret: &SecretName,
-    ) -> Result<Arc<Grant>, Refusal> {
+    pub async fn find(&self, agent: &AgentName, secret: &SecretName) -> Option<Arc<Grant>> {
         let candidates: Vec<Arc<Grant>> = {
             let index = self
                 .by_agent
@@ -231,16 +221,16 @@ impl Grants {
                     .filter(|g| g.index_of(secret).is_some())
                     .cloned()
                     .collect(),
-                None => return Err(Refusal::NoGrant),
+                None => return None,
             }
         };
         for g in candidates {
             // moka hides an expired entry at once, before its listener runs.
             if self.cache.get(&g.id).await.is_some() && g.take(secret).is_some() {
-                return Ok(g);
+                return Some(g);
             }
         }
-        Err(Refusal::NoGrant)
+        None
     }
 
     pub async fn get(&self, id: &GrantId) -> Option<Arc<Grant>> {
@@ -261,7 +251,7 @@ impl Grants {
             .map(|(_, g)| g)
             .filter(|g| g.expires_at > now)
             .collect();
-        all.sort_by(|a, b| a.expires_at.cmp(&b.expires_at));
+        all.sort_by_key(|g| g.expires_at);
         all
     }
 
@@ -272,7 +262,9 @@ impl Grants {
 }
 
 fn unindex(index: &RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>, grant: &Grant) {
-    let mut index = index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut index = index
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(list) = index.get_mut(&grant.agent) {
         list.retain(|g| g.id != grant.id);
         if list.is_empty() {

@@ -95,12 +95,10 @@ impl Identities {
             Err(e) => return Err(io(operator_token)(e)),
         };
         let file: AgentsFile = match std::fs::read(agents_path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| IdentityError::Corrupt {
-                    path: agents_path.to_path_buf(),
-                    message: e.to_string(),
-                })?
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IdentityError::Corrupt {
+                path: agents_path.to_path_buf(),
+                message: e.to_string(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AgentsFile::default(),
             Err(e) => return Err(io(agents_path)(e)),
         };
@@ -126,7 +124,10 @@ impl Identities {
         if bool::from(h.ct_eq(&self.operator)) {
             return Some(Caller::Operator);
         }
-        let agents = self.agents.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let agents = self
+            .agents
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Every hash is compared, in constant time, so timing tells nothing about which
         // (if any) agent is close.
         let mut found = None;
@@ -140,7 +141,10 @@ impl Identities {
 
     /// Adds an agent and returns its token, which is never stored.
     pub fn add(&self, name: &AgentName) -> Result<SecretString, IdentityError> {
-        let mut agents = self.agents.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut agents = self
+            .agents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if agents.contains_key(name) {
             return Err(IdentityError::Exists(name.clone()));
         }
@@ -160,7 +164,10 @@ impl Identities {
 
     /// Removes an agent; its token stops working at once.
     pub fn remove(&self, name: &AgentName) -> Result<(), IdentityError> {
-        let mut agents = self.agents.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut agents = self
+            .agents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !agents.contains_key(name) {
             return Err(IdentityError::Unknown(name.clone()));
         }

@@ -48,6 +48,7 @@ pub struct Request {
 
 impl Request {
     /// A new pending request from a policy evaluation that asked for approval.
+    #[allow(clippy::too_many_arguments)] // every field is a distinct part of what was asked
     pub fn pending(
         agent: AgentName,
         secrets: Vec<SecretName>,
@@ -171,7 +172,7 @@ impl Requests {
     /// Every request, newest first.
     pub fn list(&self) -> Vec<Request> {
         let mut all: Vec<Request> = self.lock().values().map(|e| e.request.clone()).collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         all
     }
 

@@ -57,7 +57,10 @@ mod tests {
         assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
         assert!(matches!(parse("0s"), Err(DurationError::Zero)));
         assert!(matches!(parse("ten"), Err(DurationError::Malformed { .. })));
-        assert!(matches!(parse("400days"), Err(DurationError::TooLong { .. })));
+        assert!(matches!(
+            parse("400days"),
+            Err(DurationError::TooLong { .. })
+        ));
         assert!(parse("99999999999999999999999h").is_err());
     }
 

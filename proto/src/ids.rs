@@ -122,7 +122,13 @@ mod tests {
 
     #[test]
     fn malformed_ids() {
-        for bad in ["", "req_", "req_short", "req_aaaaaaaaaaaaaaaaaaaaa/", "gnt_aaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "req_",
+            "req_short",
+            "req_aaaaaaaaaaaaaaaaaaaaa/",
+            "gnt_aaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert!(RequestId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -173,7 +173,17 @@ mod tests {
             assert!(SecretName::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/a", ".a", "-a", "a//b", "a/../b", "a..b", "A", "a b", "a\0b", "а", // Cyrillic a
+            "",
+            "/a",
+            ".a",
+            "-a",
+            "a//b",
+            "a/../b",
+            "a..b",
+            "A",
+            "a b",
+            "a\0b",
+            "а", // Cyrillic a
             &"a".repeat(129),
         ] {
             assert!(SecretName::new(bad).is_err(), "{bad:?}");

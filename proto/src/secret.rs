@@ -49,6 +49,12 @@ impl PartialEq for SecretValue {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SecretValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,11 +64,5 @@ mod tests {
         let v = SecretValue::new("hunter2".into());
         assert!(!format!("{v:?}").contains("hunter2"));
         assert_eq!(v.expose(), "hunter2");
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SecretValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::new)
     }
 }

@@ -123,10 +123,22 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         let mut env = vec![
-            ("XDG_CONFIG_HOME".into(), root.join("config").display().to_string()),
-            ("XDG_DATA_HOME".into(), root.join("data").display().to_string()),
-            ("XDG_STATE_HOME".into(), root.join("state").display().to_string()),
-            ("XDG_RUNTIME_DIR".into(), root.join("run").display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                root.join("config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".into(),
+                root.join("data").display().to_string(),
+            ),
+            (
+                "XDG_STATE_HOME".into(),
+                root.join("state").display().to_string(),
+            ),
+            (
+                "XDG_RUNTIME_DIR".into(),
+                root.join("run").display().to_string(),
+            ),
             ("KEYGATE_SECRET_STORE".into(), "memory".into()),
             ("RUST_LOG".into(), "info".into()),
         ];
@@ -336,11 +348,13 @@ pub struct Ran {
 }
 
 impl Cli {
+    #[must_use]
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.cmd.env(k, v);
         self
     }
 
+    #[must_use]
     pub fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
         self
@@ -355,7 +369,7 @@ impl Cli {
     }
 
     pub fn run(mut self) -> Ran {
-        ran(self.cmd.output().expect("run keygate"))
+        ran(&self.cmd.output().expect("run keygate"))
     }
 
     /// Runs and insists on exit 0.
@@ -395,7 +409,7 @@ impl Input {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(self.input.as_bytes());
         }
-        ran(child.wait_with_output().expect("keygate output"))
+        ran(&child.wait_with_output().expect("keygate output"))
     }
 
     pub fn ok(self) -> Ran {
@@ -405,7 +419,7 @@ impl Input {
     }
 }
 
-fn ran(out: Output) -> Ran {
+fn ran(out: &Output) -> Ran {
     Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -415,5 +429,5 @@ fn ran(out: Output) -> Ran {
 
 /// Waits for a background `keygate` and collects what it did.
 pub fn finish(child: Child) -> Ran {
-    ran(child.wait_with_output().expect("keygate output"))
+    ran(&child.wait_with_output().expect("keygate output"))
 }

@@ -56,7 +56,11 @@ fn verify_finds_an_edited_a_removed_and_a_reordered_line() {
     let mut cut = lines.clone();
     cut.pop();
     std::fs::write(d.audit_path(), cut.join("\n") + "\n").unwrap();
-    assert_eq!(d.keygate(&["audit", "--verify"]).run().code, 1, "last line cut");
+    assert_eq!(
+        d.keygate(&["audit", "--verify"]).run().code,
+        1,
+        "last line cut"
+    );
 
     std::fs::write(d.audit_path(), &original).unwrap();
     d.keygate(&["audit", "--verify"]).ok();

@@ -83,7 +83,11 @@ fn shutdown_answers_waiting_agents_and_removes_the_socket() {
 fn a_broken_policy_file_stops_the_daemon_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("keygate")).unwrap();
-    std::fs::write(dir.path().join("keygate/policies.toml"), "[[rule]]\nbogus = 1\n").unwrap();
+    std::fs::write(
+        dir.path().join("keygate/policies.toml"),
+        "[[rule]]\nbogus = 1\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(bin("keygated"))
         .env("XDG_CONFIG_HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path().join("d"))
@@ -105,7 +109,11 @@ fn the_demo_runs_the_whole_flow() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for step in ["Approve", "approved", "Released", "Live grant", "intact"] {
         assert!(text.contains(step), "{step} missing from:\n{text}");
     }

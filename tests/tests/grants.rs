@@ -18,7 +18,7 @@ fn get_approved(d: &Daemon, token: &str, secret: &str) -> String {
 }
 
 fn grants(d: &Daemon) -> Vec<serde_json::Value> {
-    serde_json::from_str(&d.keygate(&["grants", "--json"]).ok().stdout).unwrap()
+    serde_json::from_str(&d.keygate(&["grants", "--json"]).ok().stdout).expect("grants JSON")
 }
 
 #[test]
@@ -31,7 +31,11 @@ fn a_reusable_grant_serves_reads_until_it_ends() {
         let r = d.keygate_as(&t, &["get", "github/token"]).ok();
         assert_eq!(r.stdout, "ghp_1\n");
     }
-    assert_eq!(d.requests().len(), 1, "reads under the grant file no request");
+    assert_eq!(
+        d.requests().len(),
+        1,
+        "reads under the grant file no request"
+    );
     let g = &grants(&d)[0];
     assert_eq!(g["agent"], "ci-one");
     assert_eq!(g["approved_by"][0], "operator");
@@ -50,7 +54,11 @@ fn a_single_use_grant_is_spent_by_its_first_read() {
         .keygate_as(&t, &["get", "db/password", "--timeout", "1s"])
         .run();
     assert_eq!(again.code, 4, "a spent grant asks again: {again:?}");
-    assert_eq!(grants(&d).len(), 1, "the spent grant stays listed until its TTL ends");
+    assert_eq!(
+        grants(&d).len(),
+        1,
+        "the spent grant stays listed until its TTL ends"
+    );
 }
 
 #[test]
@@ -66,9 +74,11 @@ fn an_expired_grant_releases_nothing_and_is_audited() {
         .keygate_as(&t, &["get", "short/token", "--timeout", "1s"])
         .run();
     assert_eq!(r.code, 4, "{r:?}");
-    poll(Duration::from_secs(10), "the expiry in the audit log", || {
-        d.audit().contains("\"cause\":\"expired\"").then_some(())
-    });
+    poll(
+        Duration::from_secs(10),
+        "the expiry in the audit log",
+        || d.audit().contains("\"cause\":\"expired\"").then_some(()),
+    );
 }
 
 #[test]
@@ -99,7 +109,9 @@ fn revoke_by_id_agent_secret_and_all() {
 
     d.keygate(&["revoke", "--all"]).ok();
     assert!(grants(&d).is_empty());
-    let r = d.keygate_as(&one, &["get", "github/a", "--timeout", "1s"]).run();
+    let r = d
+        .keygate_as(&one, &["get", "github/a", "--timeout", "1s"])
+        .run();
     assert_eq!(r.code, 4, "a revoked grant releases nothing: {r:?}");
     assert!(d.audit().contains("\"cause\":\"revoked\""));
     let unknown = d.keygate(&["revoke", &id]).run();

@@ -3,7 +3,7 @@
 use keygate_tests::Daemon;
 
 fn error_code(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body).unwrap()["error"]
+    serde_json::from_str::<serde_json::Value>(body).expect("error JSON")["error"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -28,7 +28,10 @@ fn malformed_bodies_are_refused_and_nothing_is_filed() {
         assert!(!error_code(&text).is_empty(), "{text}");
         assert!(!text.trim_end().contains('\n'), "one line: {text}");
     }
-    let big = format!(r#"{{"secrets": ["github/token"], "reason": "{}"}}"#, "a".repeat(70_000));
+    let big = format!(
+        r#"{{"secrets": ["github/token"], "reason": "{}"}}"#,
+        "a".repeat(70_000)
+    );
     let (got, text) = d.http("POST", "/v1/requests", &t, big.as_bytes());
     assert_eq!(got, 413, "{text}");
     assert!(d.requests().is_empty(), "nothing was filed");

@@ -49,7 +49,12 @@ fn bad_tokens_exit_5_and_are_audited() {
         assert_eq!(r.code, 5, "agent on {args:?}: {r:?}");
     }
     // The operator token cannot read secrets as if it were an agent.
-    let (status, body) = d.http("GET", "/v1/secrets/github%2Ftoken", &d.operator_token(), b"");
+    let (status, body) = d.http(
+        "GET",
+        "/v1/secrets/github%2Ftoken",
+        &d.operator_token(),
+        b"",
+    );
     assert_eq!(status, 403, "{body}");
     // A removed agent's token stops working.
     d.keygate(&["agents", "rm", "ci-one"]).ok();

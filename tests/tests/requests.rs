@@ -39,7 +39,11 @@ fn ask_then_approve_releases_the_value() {
         .keygate_as(&t, &["get", "github/token", "--reason", "open PR #12"])
         .spawn();
     let id = d.pending_request();
-    let req = d.requests().into_iter().find(|r| r["id"] == id.as_str()).unwrap();
+    let req = d
+        .requests()
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
     assert_eq!(req["reason"], "open PR #12");
     assert_eq!(req["agent"], "ci-one");
     d.keygate(&["approve", &id]).ok();
@@ -119,9 +123,14 @@ fn interrupting_get_cancels_the_request() {
     assert!(status.success());
     let r = finish(child);
     assert_ne!(r.code, 0);
-    poll(Duration::from_secs(10), "the request to be cancelled", || {
-        (d.requests().iter().find(|r| r["id"] == id.as_str())?["status"] == "cancelled").then_some(())
-    });
+    poll(
+        Duration::from_secs(10),
+        "the request to be cancelled",
+        || {
+            (d.requests().iter().find(|r| r["id"] == id.as_str())?["status"] == "cancelled")
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -137,7 +146,11 @@ fn quorum_counts_one_approver_once() {
     assert!(first.stderr.contains("1 of 2"), "{}", first.stderr);
     let second = d.keygate(&["approve", &id]).ok();
     assert!(second.stderr.contains("1 of 2"), "{}", second.stderr);
-    let req = d.requests().into_iter().find(|r| r["id"] == id.as_str()).unwrap();
+    let req = d
+        .requests()
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
     assert_eq!(req["status"], "pending");
     d.keygate(&["deny", &id]).ok();
     assert_eq!(finish(child).code, 3);

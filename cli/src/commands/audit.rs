@@ -33,7 +33,9 @@ pub async fn run(client: &Client, args: AuditArgs) -> Outcome {
         return Ok(());
     }
     for line in &lines {
-        let Some(obj) = line.as_object() else { continue };
+        let Some(obj) = line.as_object() else {
+            continue;
+        };
         let ts = obj.get("ts").and_then(|v| v.as_str()).unwrap_or("");
         let event = obj.get("event").and_then(|v| v.as_str()).unwrap_or("");
         let mut rest = Vec::new();

@@ -36,7 +36,9 @@ pub async fn run(client: &Client, args: GetArgs) -> Outcome {
         .await?;
     let view = wait(client, view, args.timeout).await?;
     let release = try_release(client, &args.secret).await?.ok_or_else(|| {
-        Failure::error("the request was approved but the grant is already gone (revoked or expired)")
+        Failure::error(
+            "the request was approved but the grant is already gone (revoked or expired)",
+        )
     })?;
     announce(&view);
     print(&release)
@@ -68,7 +70,13 @@ fn announce(view: &RequestView) {
     let ends = view
         .grant
         .as_ref()
-        .map(|g| format!("; the grant ends {} ({})", relative(&g.expires_at), g.expires_at))
+        .map(|g| {
+            format!(
+                "; the grant ends {} ({})",
+                relative(&g.expires_at),
+                g.expires_at
+            )
+        })
         .unwrap_or_default();
     eprintln!("keygate: approved by {by}{ends}");
 }
@@ -82,7 +90,11 @@ pub fn hostname() -> Option<String> {
 }
 
 /// Waits for a decision; `Ok` only once approved.
-pub async fn wait(client: &Client, mut view: RequestView, timeout: Option<Duration>) -> Outcome<RequestView> {
+pub async fn wait(
+    client: &Client,
+    mut view: RequestView,
+    timeout: Option<Duration>,
+) -> Outcome<RequestView> {
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let where_ = if view.posted_to.is_empty() {
@@ -116,7 +128,9 @@ pub async fn wait(client: &Client, mut view: RequestView, timeout: Option<Durati
                 format!("no decision within --timeout; request {id} cancelled"),
             ));
         }
-        let poll = left.map_or(POLL, |l| l.min(POLL)).max(Duration::from_secs(1));
+        let poll = left
+            .map_or(POLL, |l| l.min(POLL))
+            .max(Duration::from_secs(1));
         let path = format!("/v1/requests/{id}?wait={}s", poll.as_secs());
         let request = client.get::<RequestView>(&path);
         tokio::pin!(request);
@@ -141,9 +155,16 @@ pub async fn wait(client: &Client, mut view: RequestView, timeout: Option<Durati
     match view.status {
         RequestStatus::Approved => Ok(view),
         RequestStatus::Denied => {
-            let who = view.decided_by.clone().unwrap_or_else(|| "an approver".into());
+            let who = view
+                .decided_by
+                .clone()
+                .unwrap_or_else(|| "an approver".into());
             let why = view.message.clone().unwrap_or_default();
-            let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            };
             Err(Failure::new(Exit::Denied, format!("denied by {who}{why}")))
         }
         RequestStatus::Expired => Err(Failure::new(
@@ -173,10 +194,10 @@ impl Spinner {
     }
 
     fn draw(&mut self, id: &RequestId, where_: &str, expires_at: &str) {
+        const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         if !self.on {
             return;
         }
-        const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         self.frame = (self.frame + 1) % FRAMES.len();
         let left = keygate_proto::duration::parse_rfc3339(expires_at)
             .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())

@@ -20,7 +20,11 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|g| {
-            let secrets: Vec<&str> = g.secrets.iter().map(|s| s.as_str()).collect();
+            let secrets: Vec<&str> = g
+                .secrets
+                .iter()
+                .map(keygate_proto::SecretName::as_str)
+                .collect();
             vec![
                 g.id.to_string(),
                 g.agent.to_string(),
@@ -33,7 +37,15 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
         })
         .collect();
     table(
-        &["ID", "AGENT", "SECRETS", "ENDS", "KIND", "READS", "APPROVED BY"],
+        &[
+            "ID",
+            "AGENT",
+            "SECRETS",
+            "ENDS",
+            "KIND",
+            "READS",
+            "APPROVED BY",
+        ],
         &rows,
     );
     Ok(())

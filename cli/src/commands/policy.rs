@@ -21,7 +21,11 @@ pub async fn check(client: &Client, agent: AgentName, secret: SecretName) -> Out
         println!(
             "ttl:      {}{}",
             short(std::time::Duration::from_secs(c.ttl_seconds)),
-            if c.reuse { ", reusable" } else { ", single use" }
+            if c.reuse {
+                ", reusable"
+            } else {
+                ", single use"
+            }
         );
     }
     if let Some(q) = c.quorum {

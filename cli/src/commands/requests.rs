@@ -21,7 +21,11 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|r| {
-            let secrets: Vec<&str> = r.secrets.iter().map(|s| s.as_str()).collect();
+            let secrets: Vec<&str> = r
+                .secrets
+                .iter()
+                .map(keygate_proto::SecretName::as_str)
+                .collect();
             let progress = if r.quorum > 1 && r.status.as_str() == "pending" {
                 format!(" ({}/{})", r.approvals.len(), r.quorum)
             } else {
@@ -37,7 +41,10 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
             ]
         })
         .collect();
-    table(&["ID", "AGENT", "SECRETS", "STATUS", "FILED", "REASON"], &rows);
+    table(
+        &["ID", "AGENT", "SECRETS", "STATUS", "FILED", "REASON"],
+        &rows,
+    );
     Ok(())
 }
 

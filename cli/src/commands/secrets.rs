@@ -40,8 +40,9 @@ pub async fn set(client: &Client, name: SecretName) -> Outcome {
             "the value is empty: pipe it on stdin, e.g. `keygate secrets set NAME < file`",
         ));
     }
-    let text = std::str::from_utf8(&raw)
-        .map_err(|_| Failure::error("the value is not UTF-8 text: encode binary values (base64)"))?;
+    let text = std::str::from_utf8(&raw).map_err(|_| {
+        Failure::error("the value is not UTF-8 text: encode binary values (base64)")
+    })?;
     let body = SetSecretBody {
         value: SecretValue::new(text.to_owned()),
     };
@@ -52,7 +53,10 @@ pub async fn set(client: &Client, name: SecretName) -> Outcome {
             Some(&body),
         )
         .await?;
-    eprintln!("stored {} ({} bytes, {})", info.name, info.size, info.backend);
+    eprintln!(
+        "stored {} ({} bytes, {})",
+        info.name, info.size, info.backend
+    );
     Ok(())
 }
 
@@ -67,7 +71,13 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
     }
     let rows: Vec<Vec<String>> = all
         .iter()
-        .map(|s| vec![s.name.to_string(), relative(&s.updated_at), s.backend.clone()])
+        .map(|s| {
+            vec![
+                s.name.to_string(),
+                relative(&s.updated_at),
+                s.backend.clone(),
+            ]
+        })
         .collect();
     table(&["NAME", "UPDATED", "STORE"], &rows);
     Ok(())

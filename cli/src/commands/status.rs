@@ -13,11 +13,19 @@ pub async fn run(client: &Client, args: ListArgs) -> Outcome {
         json(&s);
         return Ok(());
     }
-    println!("keygated {}, up {}", s.version, short(std::time::Duration::from_secs(s.uptime_seconds)));
+    println!(
+        "keygated {}, up {}",
+        s.version,
+        short(std::time::Duration::from_secs(s.uptime_seconds))
+    );
     println!(
         "secret store:      {}{}",
         s.store_backend,
-        if s.store_locked { " (locked: run `keygate unlock`)" } else { "" }
+        if s.store_locked {
+            " (locked: run `keygate unlock`)"
+        } else {
+            ""
+        }
     );
     println!("approvals from:    {}", s.approval_channels.join(", "));
     println!("discord:           {}", s.discord);

@@ -22,8 +22,7 @@ pub async fn unlock(client: &Client) -> Outcome {
             .take(4096)
             .read_to_string(&mut s)
             .map_err(|e| Failure::error(format!("cannot read the passphrase from stdin: {e}")))?;
-        let trimmed = Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_owned());
-        trimmed
+        Zeroizing::new(s.trim_end_matches(['\n', '\r']).to_owned())
     };
     let body = UnlockBody {
         passphrase: SecretValue::new(passphrase.to_string()),

@@ -80,7 +80,9 @@ impl From<GateError> for ApiError {
                 return err;
             }
             GateError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            GateError::Store(StoreError::Locked) => (StatusCode::SERVICE_UNAVAILABLE, "store_locked"),
+            GateError::Store(StoreError::Locked) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_locked")
+            }
             GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
                 (StatusCode::FORBIDDEN, "wrong_passphrase")
             }

@@ -12,8 +12,13 @@ use super::routes::{agents, audit, grants, health, policy, requests, secrets, st
 use super::{Ctx, auth};
 
 /// Answers one HTTP request.
-pub async fn handle(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(route(gate, req).await.unwrap_or_else(ApiError::into_response))
+pub async fn handle(
+    gate: Ctx,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(route(gate, req)
+        .await
+        .unwrap_or_else(ApiError::into_response))
 }
 
 async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
@@ -43,14 +48,14 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
             secrets::remove(&gate, &caller, &rest.join("/")).await
         }
         (&Method::POST, ["requests"]) => requests::file(&gate, &caller, body).await,
-        (&Method::GET, ["requests"]) => requests::list(&gate, &caller),
+        (&Method::GET, ["requests"]) => Ok(requests::list(&gate, &caller)),
         (&Method::GET, ["requests", id]) => requests::get(&gate, &caller, id, q).await,
         (&Method::DELETE, ["requests", id]) => requests::cancel(&gate, &caller, id),
         (&Method::POST, ["requests", id, "approve"]) => {
             requests::approve(&gate, &caller, id, body).await
         }
         (&Method::POST, ["requests", id, "deny"]) => requests::deny(&gate, &caller, id, body).await,
-        (&Method::GET, ["grants"]) => grants::list(&gate, &caller),
+        (&Method::GET, ["grants"]) => Ok(grants::list(&gate, &caller)),
         (&Method::POST, ["grants", "revoke"]) => grants::revoke(&gate, &caller, body).await,
         (&Method::GET, ["agents"]) => agents::list(&gate, &caller),
         (&Method::POST, ["agents"]) => agents::add(&gate, &caller, body).await,

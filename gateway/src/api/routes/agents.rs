@@ -40,5 +40,8 @@ pub async fn remove(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
     auth::operator(caller)?;
     let name = AgentName::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
     gate.remove_agent(&name).await?;
-    Ok(reply(StatusCode::OK, &serde_json::json!({ "removed": name })))
+    Ok(reply(
+        StatusCode::OK,
+        &serde_json::json!({ "removed": name }),
+    ))
 }

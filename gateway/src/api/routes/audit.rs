@@ -11,7 +11,11 @@ use crate::api::{Ctx, auth};
 use crate::identity::Caller;
 
 fn failed(e: &crate::audit::AuditError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_failed", e.to_string())
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "audit_failed",
+        e.to_string(),
+    )
 }
 
 /// `GET /v1/audit?since=DURATION`.

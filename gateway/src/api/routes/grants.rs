@@ -1,7 +1,9 @@
 //! `/v1/grants`: list live grants; revoke them (operator).
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
 use keygate_proto::api::{RevokeBody, Revoked};
 
 use super::Reply;
@@ -13,8 +15,8 @@ use crate::gate::Selector;
 use crate::identity::Caller;
 
 /// `GET /v1/grants`: the caller's live grants (all of them for the operator).
-pub fn list(gate: &Ctx, caller: &Caller) -> Reply {
-    Ok(reply(StatusCode::OK, &gate.list_grants(caller)))
+pub fn list(gate: &Ctx, caller: &Caller) -> Response<Full<Bytes>> {
+    reply(StatusCode::OK, &gate.list_grants(caller))
 }
 
 /// `POST /v1/grants/revoke` (operator): exactly one of `grant`, `agent`, `secret`, `all`.

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
 use keygate_proto::RequestId;
 use keygate_proto::api::{ApproveBody, DenyBody, FileRequest};
 
@@ -31,8 +33,8 @@ pub async fn file(gate: &Ctx, caller: &Caller, body: Incoming) -> Reply {
 }
 
 /// `GET /v1/requests`: the caller's requests (all of them for the operator).
-pub fn list(gate: &Ctx, caller: &Caller) -> Reply {
-    Ok(reply(StatusCode::OK, &gate.list_requests(caller)))
+pub fn list(gate: &Ctx, caller: &Caller) -> Response<Full<Bytes>> {
+    reply(StatusCode::OK, &gate.list_requests(caller))
 }
 
 /// `GET /v1/requests/{id}?wait=DURATION`: long-polled.
@@ -81,7 +83,14 @@ pub async fn deny(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> Rep
     let id = id(raw)?;
     let body: DenyBody = json(body).await?;
     let outcome = gate
-        .decide(&id, Verdict::Deny { reason: body.reason }, operator(), None)
+        .decide(
+            &id,
+            Verdict::Deny {
+                reason: body.reason,
+            },
+            operator(),
+            None,
+        )
         .await?;
     let (Outcome::Progress(view) | Outcome::Decided(view)) = outcome;
     Ok(reply(StatusCode::OK, &view))

@@ -38,7 +38,10 @@ pub async fn remove(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
     auth::operator(caller)?;
     let name = name(raw)?;
     if gate.remove_secret(name).await? {
-        Ok(reply(StatusCode::OK, &serde_json::json!({ "removed": true })))
+        Ok(reply(
+            StatusCode::OK,
+            &serde_json::json!({ "removed": true }),
+        ))
     } else {
         Err(ApiError::not_found("no secret by that name"))
     }

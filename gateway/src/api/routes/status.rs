@@ -13,4 +13,3 @@ pub fn get(gate: &Ctx) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
         .map_or_else(|| "not configured".to_owned(), |(_, state)| state);
     reply(StatusCode::OK, &gate.status(discord))
 }
-

@@ -12,7 +12,10 @@ use crate::identity::Caller;
 pub async fn lock(gate: &Ctx, caller: &Caller) -> Reply {
     auth::operator(caller)?;
     gate.lock_store().await?;
-    Ok(reply(StatusCode::OK, &serde_json::json!({ "locked": true })))
+    Ok(reply(
+        StatusCode::OK,
+        &serde_json::json!({ "locked": true }),
+    ))
 }
 
 pub async fn unlock(gate: &Ctx, caller: &Caller, body: Incoming) -> Reply {
@@ -20,5 +23,8 @@ pub async fn unlock(gate: &Ctx, caller: &Caller, body: Incoming) -> Reply {
     let body: UnlockBody = json(body).await?;
     let passphrase = secrecy::SecretString::from(body.passphrase.expose().to_owned());
     gate.unlock_store(passphrase).await?;
-    Ok(reply(StatusCode::OK, &serde_json::json!({ "locked": false })))
+    Ok(reply(
+        StatusCode::OK,
+        &serde_json::json!({ "locked": false }),
+    ))
 }

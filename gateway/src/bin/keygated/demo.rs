@@ -43,7 +43,10 @@ fn say(text: &str) {
 /// Pretends to be Discord's rendering of an approval message, in the terminal.
 fn card(view: &keygate_proto::api::RequestView) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "  ┌─ keygate: approval needed ─────────────────────────────");
+    let _ = writeln!(
+        s,
+        "  ┌─ keygate: approval needed ─────────────────────────────"
+    );
     let _ = writeln!(s, "  │ Agent    {}", view.agent);
     let secrets: Vec<&str> = view.secrets.iter().map(SecretName::as_str).collect();
     let _ = writeln!(s, "  │ Secret   {}", secrets.join(", "));
@@ -56,7 +59,10 @@ fn card(view: &keygate_proto::api::RequestView) -> String {
     let _ = writeln!(s, "  │ Request  {}", view.id);
     let _ = writeln!(s, "  │ Expires  {}", view.expires_at);
     let _ = writeln!(s, "  │ [ Approve ]  [ Deny ]");
-    let _ = write!(s, "  └────────────────────────────────────────────────────────");
+    let _ = write!(
+        s,
+        "  └────────────────────────────────────────────────────────"
+    );
     s
 }
 
@@ -78,7 +84,10 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     config.policies = policies;
 
     say("keygate demo: a gateway that asks a human before an agent gets a secret.\n");
-    say(&format!("1. Starting keygated in {} with an in-memory secret store.", root.display()));
+    say(&format!(
+        "1. Starting keygated in {} with an in-memory secret store.",
+        root.display()
+    ));
     let running = serve::start(&config).await?;
     let gate = std::sync::Arc::clone(&running.gate);
 
@@ -124,14 +133,21 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         "5. Released to the agent: demo/api-key = {} (grant {}, ends {}).",
         release.value.expose(),
         release.grant.as_ref().map_or("-", |g| g.id.as_str()),
-        release.grant.as_ref().map_or("-", |g| g.expires_at.as_str())
+        release
+            .grant
+            .as_ref()
+            .map_or("-", |g| g.expires_at.as_str())
     ));
     for g in gate.list_grants(&Caller::Operator) {
         say(&format!(
             "6. Live grant: {} for {} on {} until {}, approved by {}.",
             g.id,
             g.agent,
-            g.secrets.iter().map(SecretName::as_str).collect::<Vec<_>>().join(", "),
+            g.secrets
+                .iter()
+                .map(SecretName::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
             g.expires_at,
             g.approved_by.join(", ")
         ));

@@ -58,12 +58,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| {
-            // The demo speaks for itself; its daemon only says what goes wrong.
-            let quiet = matches!(cli.command, Some(Command::Demo { .. }));
-            tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
-        });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The demo speaks for itself; its daemon only says what goes wrong.
+        let quiet = matches!(cli.command, Some(Command::Demo { .. }));
+        tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
