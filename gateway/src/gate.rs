@@ -78,6 +78,24 @@ pub enum Selector {
     All,
 }
 
+/// Cancels a request when its agent's long-poll is dropped unfinished.
+struct HangUp<'a> {
+    gate: &'a Gate,
+    id: &'a RequestId,
+    /// `None` once the wait ended normally.
+    caller: Option<&'a Caller>,
+}
+
+impl Drop for HangUp<'_> {
+    fn drop(&mut self) {
+        if let Some(caller) = self.caller.take()
+            && self.gate.cancel(self.id, caller).is_ok()
+        {
+            tracing::info!(request = %self.id, "the agent hung up: request cancelled");
+        }
+    }
+}
+
 /// A per-agent sliding window of filing times.
 #[derive(Debug, Default)]
 struct RateWindow {
@@ -452,6 +470,14 @@ impl Gate {
         let mut stop = self.shutting_down.subscribe();
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
+        // If the agent hangs up mid-wait (hyper drops this future when its connection
+        // closes), it has given up: the request is cancelled rather than left for an
+        // approver to grant to nobody.
+        let mut hang_up = HangUp {
+            gate: self,
+            id,
+            caller: matches!(caller, Caller::Agent(_)).then_some(caller),
+        };
         loop {
             tokio::select! {
                 () = &mut deadline => break,
@@ -460,9 +486,13 @@ impl Gate {
                         break;
                     }
                 }
-                _ = stop.changed() => return Err(GateError::ShuttingDown),
+                _ = stop.changed() => {
+                    hang_up.caller = None;
+                    return Err(GateError::ShuttingDown);
+                }
             }
         }
+        hang_up.caller = None;
         self.requests
             .get(id)
             .map(|r| r.view())

@@ -155,3 +155,19 @@ fn quorum_counts_one_approver_once() {
     d.keygate(&["deny", &id]).ok();
     assert_eq!(finish(child).code, 3);
 }
+
+#[test]
+fn an_agent_that_hangs_up_cancels_its_request() {
+    let d = Daemon::start();
+    d.secret("github/token", "v");
+    let t = d.agent("ci-one");
+    let mut child = d.keygate_as(&t, &["get", "github/token"]).spawn();
+    let id = d.pending_request();
+    child.kill().unwrap();
+    let _ = child.wait();
+    poll(Duration::from_secs(10), "the request to be cancelled", || {
+        (d.requests().iter().find(|r| r["id"] == id.as_str())?["status"] == "cancelled").then_some(())
+    });
+    let late = d.keygate(&["approve", &id]).run();
+    assert!(late.stderr.contains("already decided"), "{late:?}");
+}
