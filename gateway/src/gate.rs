@@ -11,7 +11,8 @@ use keygate_proto::api::{FileRequest, GrantView, Release, RequestStatus, Request
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 use tokio::sync::{mpsc, watch};
 
-use crate::approval::{ApprovalChannel, Change};
+use keygate_proto::approval::{ApprovalChannel, Change};
+pub use keygate_proto::approval::{Outcome, Verdict};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::config::Limits;
 use crate::grants::{Ended, Grant, Grants};
@@ -46,27 +47,11 @@ pub enum GateError {
     #[error("the audit log cannot be written, so nothing was done: {0}")]
     Audit(#[from] crate::audit::AuditError),
     #[error("the request could not be shown to approvers, so it was not filed: {0}")]
-    Channel(#[from] crate::approval::ChannelError),
+    Channel(#[from] keygate_proto::approval::ChannelError),
     #[error("{0}")]
     Identity(#[from] crate::identity::IdentityError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
-}
-
-/// An approver's verdict.
-#[derive(Debug, Clone)]
-pub enum Verdict {
-    Approve { ttl: Option<Duration> },
-    Deny { reason: Option<String> },
-}
-
-/// What a decision did.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Counted towards a quorum that is not reached yet.
-    Progress(RequestView),
-    /// The request is decided.
-    Decided(RequestView),
 }
 
 /// Which grants to revoke.
@@ -418,7 +403,7 @@ impl Gate {
             ttl,
             approved_by,
             request.reuse,
-            None,
+            request.approvers.clone(),
         ))
     }
 
@@ -938,5 +923,22 @@ impl Gate {
     /// The audit log, for reading and verifying.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+}
+
+impl Gate {
+    /// A request as it stands.
+    pub fn request_view(&self, id: &RequestId) -> Option<RequestView> {
+        self.requests.get(id).map(|r| r.view())
+    }
+
+    /// Every live grant.
+    pub fn live_grants(&self) -> Vec<Arc<Grant>> {
+        self.grants.list()
+    }
+
+    /// One live grant.
+    pub async fn live_grant(&self, id: &GrantId) -> Option<Arc<Grant>> {
+        self.grants.get(id).await
     }
 }

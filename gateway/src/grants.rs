@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use keygate_policies::Approvers;
 use keygate_proto::api::{GrantRef, GrantView};
 use keygate_proto::duration::rfc3339;
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
@@ -29,8 +30,8 @@ pub struct Grant {
     pub ttl: Duration,
     pub approved_by: Vec<String>,
     pub reuse: bool,
-    /// SHA-256 of the argv the grant is bound to (`keygate exec`), if any.
-    pub command_sha256: Option<String>,
+    /// Who may approve requests like the one behind it: they may also see and revoke it.
+    pub approvers: Approvers,
     /// Per secret: read once already (single-use grants are spent by it).
     spent: Vec<AtomicBool>,
     /// Per secret: the audit line for the first read has been written and synced.
@@ -47,7 +48,7 @@ impl Grant {
         ttl: Duration,
         approved_by: Vec<String>,
         reuse: bool,
-        command_sha256: Option<String>,
+        approvers: Approvers,
     ) -> Self {
         let now = SystemTime::now();
         let n = secrets.len();
@@ -61,7 +62,7 @@ impl Grant {
             ttl,
             approved_by,
             reuse,
-            command_sha256,
+            approvers,
             spent: (0..n).map(|_| AtomicBool::new(false)).collect(),
             logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
             log_lock: Mutex::new(()),
@@ -208,7 +209,7 @@ impl Grants {
     }
 
     /// The hot path: a live grant of `agent` that covers `secret` and can still be read,
-    /// with the read taken. Under `command_sha256`, only grants bound to that command.
+    /// with the read taken.
     pub async fn find(&self, agent: &AgentName, secret: &SecretName) -> Option<Arc<Grant>> {
         let candidates: Vec<Arc<Grant>> = {
             let index = self

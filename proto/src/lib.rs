@@ -6,6 +6,7 @@
 //! [`SecretValue`], which cannot be printed.
 
 pub mod api;
+pub mod approval;
 pub mod duration;
 pub mod ids;
 pub mod names;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use keygate_gateway::approval::Terminal;
+use keygate_gateway::terminal::Terminal;
 use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
 use keygate_gateway::gate::Gate;

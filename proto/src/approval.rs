@@ -1,0 +1,122 @@
+//! The contract between the daemon's core and its approval channels (the terminal,
+//! Discord). The core posts each request to every channel and tells them when something
+//! changes; a channel hands people's decisions back through [`Gatekeeper`]. The core
+//! knows nothing of Discord, and the Discord crate knows nothing of how the core stores
+//! anything.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::api::{GrantView, RequestView};
+use crate::{GrantId, RequestId};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something an approval message may need to show.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A request changed: an approval towards a quorum, a decision, an expiry, a cancel.
+    Request(RequestView),
+    /// A grant ended: `cause` is `expired` or `revoked`.
+    GrantEnded { grant: GrantView, cause: String },
+}
+
+/// Why a channel could not post a request.
+#[derive(Debug, thiserror::Error)]
+#[error("{channel}: {message}")]
+pub struct ChannelError {
+    pub channel: &'static str,
+    pub message: String,
+}
+
+/// Where requests are shown and decided.
+pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
+    /// `terminal`, `discord`.
+    fn name(&self) -> &'static str;
+    /// Shows a new request to its approvers. An error fails the request closed.
+    fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>>;
+    /// Something changed; update what the approvers see. Must not block.
+    fn notify(&self, change: &Change);
+    /// For `keygate status`: `connected`, `disconnected`, ...
+    fn state(&self) -> String {
+        "ready".into()
+    }
+}
+
+/// A person deciding through a channel: a Discord user and the roles they hold in the
+/// configured guild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    pub id: u64,
+    /// Their (unique) user name, for people to read.
+    pub name: String,
+    pub roles: Vec<u64>,
+}
+
+impl Approver {
+    /// How the audit log and messages name them: `@alice (1234)`; the id keeps two people
+    /// with similar names apart.
+    pub fn label(&self) -> String {
+        format!("@{} ({})", self.name, self.id)
+    }
+}
+
+/// An approver's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `ttl`: a shorter grant than the policy's.
+    Approve { ttl: Option<Duration> },
+    Deny { reason: Option<String> },
+}
+
+/// What a decision did.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Counted towards a quorum that is not reached yet.
+    Progress(RequestView),
+    /// The request is decided.
+    Decided(RequestView),
+}
+
+impl Outcome {
+    pub fn view(&self) -> &RequestView {
+        match self {
+            Self::Progress(v) | Self::Decided(v) => v,
+        }
+    }
+}
+
+/// Why a channel's action was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    #[error("no such request or grant")]
+    NotFound,
+    #[error("already decided: the request is {0}")]
+    AlreadyDecided(&'static str),
+    #[error("you are not an approver for this")]
+    NotAllowed,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What an approval channel may ask of the daemon.
+pub trait Gatekeeper: Send + Sync {
+    /// A person's decision on a request. Checked against the request's approvers.
+    fn decide<'a>(
+        &'a self,
+        id: &'a RequestId,
+        verdict: Verdict,
+        approver: &'a Approver,
+    ) -> BoxFuture<'a, Result<Outcome, Refused>>;
+    /// A request as it stands.
+    fn request(&self, id: &RequestId) -> Option<RequestView>;
+    /// Live grants this person could approve (and so may see and revoke).
+    fn grants_for(&self, approver: &Approver) -> Vec<GrantView>;
+    /// Revokes a grant, if this person may approve its kind.
+    fn revoke<'a>(
+        &'a self,
+        id: &'a GrantId,
+        approver: &'a Approver,
+    ) -> BoxFuture<'a, Result<GrantView, Refused>>;
+}
