@@ -1,5 +1,23 @@
-//! keygate's Discord approval channel.
+//! keygate's Discord approval channel: a twilight bot that posts each request that needs
+//! approval as one message with Approve / Deny buttons, takes approvers' presses (checked
+//! against the policy through [`keygate_proto::approval::Gatekeeper`]), keeps the message
+//! up to date until the grant ends, and answers `/keygate` slash commands.
 //!
-//! Not built yet: the twilight bot, the rendering of requests as messages with buttons,
-//! and the Discord simulator land with the Discord issue. Until then `keygated` takes its
-//! approvals from the operator's terminal (`keygate approve` / `keygate deny`).
+//! Read it in the order a request travels: [`channel`] posts it (rendered by [`render`],
+//! text made inert by [`escape`], buttons named by [`buttons`]); [`connection`] holds the
+//! gateway shard that brings presses back; [`interactions`] decides them; [`commands`]
+//! handles `/keygate grants` and `/keygate revoke`. [`sim`] is a Discord stand-in for
+//! tests, the demo, and offline use.
+
+pub mod buttons;
+pub mod channel;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod escape;
+pub mod interactions;
+pub mod render;
+pub mod sim;
+
+pub use channel::Discord;
+pub use config::BotConfig;

@@ -56,6 +56,14 @@ impl Gatekeeper for Gate {
             .collect()
     }
 
+    fn refused(&self, approver: &Approver, what: &str, why: &str) {
+        self.audit().record_or_log(&Event::Refused {
+            who: &actor(approver),
+            what,
+            why,
+        });
+    }
+
     fn revoke<'a>(
         &'a self,
         id: &'a GrantId,

@@ -104,6 +104,7 @@ impl Request {
             rule: self.rule.clone(),
             posted_to: self.posted_to.clone(),
             command: self.command.clone(),
+            host: self.host.clone(),
         }
     }
 }

@@ -113,6 +113,9 @@ pub trait Gatekeeper: Send + Sync {
     fn request(&self, id: &RequestId) -> Option<RequestView>;
     /// Live grants this person could approve (and so may see and revoke).
     fn grants_for(&self, approver: &Approver) -> Vec<GrantView>;
+    /// Records a press or command that was refused before it reached a request (wrong
+    /// guild or channel, a DM, a bot, an unknown button).
+    fn refused(&self, approver: &Approver, what: &str, why: &str);
     /// Revokes a grant, if this person may approve its kind.
     fn revoke<'a>(
         &'a self,

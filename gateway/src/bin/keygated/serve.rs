@@ -4,7 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use keygate_bot::channel::DiscordChannel;
+use keygate_bot::{BotConfig, Discord};
 use keygate_gateway::terminal::Terminal;
+use keygate_proto::approval::Gatekeeper;
 use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
 use keygate_gateway::gate::Gate;
@@ -39,6 +42,7 @@ pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
 /// A daemon that is serving.
 pub struct Running {
     pub gate: Arc<Gate>,
+    pub discord: Option<Arc<Discord>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     maintenance: JoinHandle<()>,
@@ -50,6 +54,9 @@ impl Running {
     /// log (every line is already synced) and removes the socket.
     pub async fn shut_down(self) {
         self.gate.shut_down();
+        if let Some(d) = &self.discord {
+            d.shut_down();
+        }
         self.stop.send_replace(true);
         let _ = self.server.await;
         let _ = self.maintenance.await;
@@ -86,15 +93,28 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
     gate.add_channel(Arc::new(Terminal));
-    if config.discord.is_some() {
-        tracing::warn!(
-            "a Discord token is configured, but this build has no Discord channel yet: approvals come from the terminal"
+    let discord = if let Some(d) = &config.discord {
+        let bot = BotConfig {
+            token: d.token.clone(),
+            channel_id: d.channel_id,
+            guild_id: d.guild_id,
+            api_url: d.api_url.clone(),
+            gateway_url: d.gateway_url.clone(),
+        };
+        let keeper: Arc<dyn Gatekeeper> = Arc::clone(&gate) as Arc<dyn Gatekeeper>;
+        let discord = Discord::connect(bot, keeper).await.context("Discord")?;
+        gate.add_channel(Arc::new(DiscordChannel(Arc::clone(&discord))));
+        tracing::info!(
+            "approvals come from Discord (channel {}) and from the terminal",
+            d.channel_id
         );
+        Some(discord)
     } else {
         tracing::info!(
             "no Discord configured: approvals come from the terminal (`keygate requests`, `keygate approve ID`)"
         );
-    }
+        None
+    };
 
     let listener = api::server::bind_unix(&config.socket)?;
     let (stop, stop_rx) = watch::channel(false);
@@ -108,6 +128,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     tracing::info!("serving on {}", config.socket.display());
     Ok(Running {
         gate,
+        discord,
         stop,
         server,
         maintenance,

@@ -1,0 +1,83 @@
+//! The buttons' `custom_id`s: `kg:a:<request>` approve, `kg:a:<request>:<seconds>`
+//! approve with a shorter TTL, `kg:d:<request>` deny. Anything else is unknown and
+//! refused (fail closed).
+
+use std::time::Duration;
+
+use keygate_proto::RequestId;
+use keygate_proto::approval::Verdict;
+
+/// Shorter TTLs an approver may choose instead of the policy's.
+pub const SHORTER_TTLS: [Duration; 3] = [
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(15 * 60),
+    Duration::from_secs(3600),
+];
+
+pub fn approve(id: &RequestId, ttl: Option<Duration>) -> String {
+    match ttl {
+        Some(t) => format!("kg:a:{id}:{}", t.as_secs()),
+        None => format!("kg:a:{id}"),
+    }
+}
+
+pub fn deny(id: &RequestId) -> String {
+    format!("kg:d:{id}")
+}
+
+/// Reads a button's `custom_id`; `None` for anything this bot did not make.
+pub fn parse(custom_id: &str) -> Option<(RequestId, Verdict)> {
+    let mut parts = custom_id.split(':');
+    if parts.next()? != "kg" {
+        return None;
+    }
+    let kind = parts.next()?;
+    let id = RequestId::parse(parts.next()?).ok()?;
+    let extra = parts.next();
+    if parts.next().is_some() {
+        return None;
+    }
+    match (kind, extra) {
+        ("a", None) => Some((id, Verdict::Approve { ttl: None })),
+        ("a", Some(secs)) => {
+            let secs: u64 = secs.parse().ok()?;
+            (secs > 0 && secs <= 366 * 24 * 3600).then_some(())?;
+            Some((
+                id,
+                Verdict::Approve {
+                    ttl: Some(Duration::from_secs(secs)),
+                },
+            ))
+        }
+        ("d", None) => Some((id, Verdict::Deny { reason: None })),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let id = RequestId::random();
+        assert_eq!(
+            parse(&approve(&id, None)),
+            Some((id.clone(), Verdict::Approve { ttl: None }))
+        );
+        assert_eq!(
+            parse(&approve(&id, Some(Duration::from_secs(300)))),
+            Some((
+                id.clone(),
+                Verdict::Approve {
+                    ttl: Some(Duration::from_secs(300))
+                }
+            ))
+        );
+        assert!(matches!(parse(&deny(&id)), Some((_, Verdict::Deny { .. }))));
+        for bad in ["", "kg", "kg:x:req_a", "kg:a:req_short", "xx:a:", &format!("kg:a:{id}:0"), &format!("kg:d:{id}:5")] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert!(approve(&id, Some(Duration::from_secs(3600))).len() <= 100);
+    }
+}

@@ -1,0 +1,127 @@
+//! The `/keygate` slash commands, registered in the configured guild:
+//! `/keygate grants` lists the live grants the caller could approve (ephemeral), and
+//! `/keygate revoke <grant>` revokes one, for approvers.
+
+use keygate_proto::GrantId;
+use keygate_proto::approval::{Approver, Gatekeeper, Refused};
+use twilight_model::application::command::CommandType;
+use twilight_model::application::interaction::Interaction;
+use twilight_model::application::interaction::application_command::{
+    CommandData, CommandOptionValue,
+};
+use twilight_model::id::Id;
+use twilight_model::id::marker::GuildMarker;
+use twilight_util::builder::command::{CommandBuilder, StringBuilder, SubCommandBuilder};
+
+use crate::channel::{Discord, with_retry};
+use crate::interactions::{ephemeral, respond};
+
+/// Registers `/keygate` in the guild (a bulk overwrite: idempotent).
+pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twilight_http::Error> {
+    let command = CommandBuilder::new(
+        "keygate",
+        "keygate secret approvals",
+        CommandType::ChatInput,
+    )
+    .option(SubCommandBuilder::new("grants", "List the live grants you could approve"))
+    .option(
+        SubCommandBuilder::new("revoke", "Revoke a live grant")
+            .option(StringBuilder::new("grant", "The grant's id (gnt_…)").required(true)),
+    )
+    .build();
+    let commands = [command];
+    with_retry("registering /keygate", || async {
+        d.http
+            .interaction(d.app_id)
+            .set_guild_commands(guild, &commands)
+            .await
+    })
+    .await?;
+    Ok(())
+}
+
+fn caller(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
+    let user = i.author().ok_or("no user")?;
+    if user.bot {
+        return Err("bots cannot use keygate");
+    }
+    let guild = i.guild_id.ok_or("use /keygate in the server, not in direct messages")?;
+    if d.guild.is_some_and(|g| g != guild) {
+        return Err("this server is not the one keygate is configured for");
+    }
+    Ok(Approver {
+        id: user.id.get(),
+        name: user.name.clone(),
+        roles: i
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, data: &CommandData) {
+    let approver = match caller(d, i) {
+        Ok(a) => a,
+        Err(why) => {
+            respond(d, i, &ephemeral(&format!("Not allowed: {why}."))).await;
+            return;
+        }
+    };
+    let sub = data.options.first();
+    let text = match sub.map(|o| (o.name.as_str(), &o.value)) {
+        Some(("grants", _)) => {
+            let grants = gk.grants_for(&approver);
+            if grants.is_empty() {
+                "No live grants that you could approve.".to_owned()
+            } else {
+                let lines: Vec<String> = grants
+                    .iter()
+                    .map(|g| {
+                        let secrets: Vec<&str> = g.secrets.iter().map(|s| s.as_str()).collect();
+                        let ends = humantime::parse_rfc3339_weak(&g.expires_at)
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or_else(|| g.expires_at.clone(), |s| format!("<t:{}:R>", s.as_secs()));
+                        format!(
+                            "`{}` **{}** → {} (ends {ends}, {} reads)",
+                            g.id,
+                            crate::escape::inert(g.agent.as_str(), 64),
+                            crate::escape::inert(&secrets.join(", "), 300),
+                            g.reads
+                        )
+                    })
+                    .collect();
+                let mut text = lines.join("\n");
+                if text.len() > 1900 {
+                    text.truncate(text.char_indices().take_while(|(n, _)| *n < 1900).count());
+                    text.push_str("\n…");
+                }
+                text
+            }
+        }
+        Some(("revoke", CommandOptionValue::SubCommand(options))) => {
+            let raw = options.iter().find(|o| o.name == "grant").and_then(|o| match &o.value {
+                CommandOptionValue::String(s) => Some(s.as_str()),
+                _ => None,
+            });
+            match raw.map(GrantId::parse) {
+                Some(Ok(id)) => match gk.revoke(&id, &approver).await {
+                    Ok(g) => format!(
+                        "Revoked `{}` ({}).",
+                        g.id,
+                        crate::escape::inert(g.agent.as_str(), 64)
+                    ),
+                    Err(Refused::NotFound) => "No live grant with that id.".into(),
+                    Err(Refused::NotAllowed) => {
+                        "You are not an approver for that grant; nothing changed.".into()
+                    }
+                    Err(e) => format!("Could not revoke: {e}"),
+                },
+                _ => "That is not a grant id (they look like `gnt_…`).".into(),
+            }
+        }
+        _ => "Unknown /keygate command.".into(),
+    };
+    respond(d, i, &ephemeral(&text)).await;
+}
