@@ -292,3 +292,42 @@ pub struct Status {
     pub approval_channels: Vec<String>,
     pub policy_rules: usize,
 }
+
+/// The header `keygate exec` sends with `GET /v1/secrets/{name}`: the SHA-256 of the
+/// argv it will run (see [`command_hash`]). A grant bound to a command serves only reads
+/// that present the same hash.
+pub const COMMAND_HEADER: &str = "x-keygate-command";
+
+/// The SHA-256 (hex) of an argv, each argument followed by a NUL byte, so that
+/// `["a b"]` and `["a", "b"]` differ.
+pub fn command_hash(argv: &[String]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for a in argv {
+        h.update(a.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Whether a grant can still release anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantStatus {
+    Live,
+    Expired,
+    Revoked,
+}
+
+/// `GET /v1/grants/{id}/watch?since=EPOCH&wait=DURATION`: answers when the grant ends,
+/// or when one of its secrets changed after `since`, or after `wait`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GrantWatch {
+    pub id: GrantId,
+    pub status: GrantStatus,
+    /// Pass this as `since` next time.
+    pub epoch: u64,
+    /// The grant's secrets whose values changed after `since`.
+    #[serde(default)]
+    pub changed: Vec<SecretName>,
+}
