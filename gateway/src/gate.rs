@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use keygate_policies::{Approvers, Decision, Policy};
-use keygate_proto::api::{FileRequest, GrantView, Release, RequestStatus, RequestView};
+use keygate_proto::api::{
+    FileRequest, GrantStatus, GrantView, GrantWatch, Release, RequestStatus, RequestView,
+};
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 use tokio::sync::{mpsc, watch};
 
@@ -103,7 +105,25 @@ pub struct Gate {
     windows: Mutex<HashMap<AgentName, RateWindow>>,
     started: Instant,
     shutting_down: watch::Sender<bool>,
+    /// Grants issued, for watchers: kept an hour after they end.
+    known: Mutex<HashMap<GrantId, Known>>,
+    /// Bumped whenever a grant ends or a secret changes; watchers wait on it.
+    epoch: watch::Sender<u64>,
+    /// Recent secret changes, by epoch.
+    changes: Mutex<VecDeque<(u64, SecretName)>>,
 }
+
+/// What a watcher needs to know about a grant, even after it is gone.
+#[derive(Debug, Clone)]
+struct Known {
+    agent: AgentName,
+    secrets: Vec<SecretName>,
+    expires_at: SystemTime,
+    ended: Option<(GrantStatus, Instant)>,
+}
+
+/// How many secret changes are remembered for watchers.
+const MAX_CHANGES: usize = 4096;
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +177,9 @@ impl Gate {
             windows: Mutex::default(),
             started: Instant::now(),
             shutting_down,
+            known: Mutex::default(),
+            epoch: watch::channel(0).0,
+            changes: Mutex::default(),
         });
         (gate, ended)
     }
@@ -276,6 +299,7 @@ impl Gate {
             .transpose()
             .map_err(|e| GateError::BadRequest(e.to_string()))?;
         let reason = cut(&body.reason, MAX_REASON);
+        let command_sha256 = body.command.as_deref().map(keygate_proto::api::command_hash);
         let command = body.command.map(|argv| {
             argv.into_iter()
                 .take(256)
@@ -301,6 +325,7 @@ impl Gate {
             approvers,
             quorum,
         );
+        request.command_sha256 = command_sha256;
         self.audit.record(&Event::RequestFiled {
             request: &request.id,
             agent,
@@ -348,7 +373,7 @@ impl Gate {
                 request.decided_at = Some(SystemTime::now());
                 request.approvals = vec!["policy".into()];
                 request.grant = Some(grant.reference());
-                self.grants.insert(grant).await;
+                self.issue(grant).await;
                 let view = request.view();
                 self.requests.insert(request);
                 Ok(view)
@@ -404,6 +429,7 @@ impl Gate {
             approved_by,
             request.reuse,
             request.approvers.clone(),
+            request.command_sha256.clone(),
         ))
     }
 
@@ -608,7 +634,7 @@ impl Gate {
             .ok_or(GateError::NotFound("request"))?;
         // The grant is live before the waiting agent wakes and asks for the value.
         if let Some(grant) = new_grant {
-            self.grants.insert(grant).await;
+            self.issue(grant).await;
         }
         self.requests.wake(id);
         if let Err(GateError::Forbidden(why)) = &outcome {
@@ -635,8 +661,9 @@ impl Gate {
         &self,
         agent: &AgentName,
         secret: &SecretName,
+        command: Option<&str>,
     ) -> Result<Release, GateError> {
-        let (grant, basis) = if let Some(g) = self.grants.find(agent, secret).await {
+        let (grant, basis) = if let Some(g) = self.grants.find(agent, secret, command).await {
             (Some(g), None)
         } else {
             let eval = self.policy().evaluate(agent, secret, None);
@@ -766,6 +793,7 @@ impl Gate {
                 by: Some(by),
             })?;
             if self.grants.remove(&g.id).await.is_some() {
+                self.ended(&g.id, GrantStatus::Revoked);
                 self.notify(&Change::GrantEnded {
                     grant: g.view(),
                     cause: "revoked".into(),
@@ -785,8 +813,12 @@ impl Gate {
         loop {
             tokio::select! {
                 _ = tick.tick() => self.grants.tick().await,
-                _ = purge.tick() => self.requests.purge(),
+                _ = purge.tick() => {
+                    self.requests.purge();
+                    self.purge_known();
+                }
                 Some(Ended { grant }) = ended.recv() => {
+                    self.ended(&grant.id, GrantStatus::Expired);
                     self.audit.record_or_log(&Event::GrantEnded {
                         grant: &grant.id,
                         agent: &grant.agent,
@@ -827,6 +859,7 @@ impl Gate {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&name);
+        self.secret_changed(name);
         Ok(meta)
     }
 
@@ -838,6 +871,7 @@ impl Gate {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&name);
+        self.secret_changed(name);
         Ok(removed)
     }
 
@@ -940,5 +974,138 @@ impl Gate {
     /// One live grant.
     pub async fn live_grant(&self, id: &GrantId) -> Option<Arc<Grant>> {
         self.grants.get(id).await
+    }
+}
+
+// ----- watching grants (keygate exec) ---------------------------------------------------
+
+impl Gate {
+    /// Makes a grant live and known to watchers.
+    async fn issue(&self, grant: Arc<Grant>) {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                grant.id.clone(),
+                Known {
+                    agent: grant.agent.clone(),
+                    secrets: grant.secrets.clone(),
+                    expires_at: grant.expires_at,
+                    ended: None,
+                },
+            );
+        self.grants.insert(grant).await;
+    }
+
+    fn ended(&self, id: &GrantId, status: GrantStatus) {
+        if let Some(k) = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(id)
+            && k.ended.is_none()
+        {
+            k.ended = Some((status, Instant::now()));
+        }
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    fn secret_changed(&self, name: SecretName) {
+        self.epoch.send_modify(|e| *e += 1);
+        let epoch = *self.epoch.borrow();
+        let mut changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        changes.push_back((epoch, name));
+        while changes.len() > MAX_CHANGES {
+            changes.pop_front();
+        }
+    }
+
+    fn purge_known(&self) {
+        let hour = Duration::from_secs(3600);
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, k| k.ended.is_none_or(|(_, at)| at.elapsed() < hour));
+    }
+
+    /// A grant's state now, for `caller`: `None` if unknown to them.
+    fn grant_state(&self, id: &GrantId, caller: &Caller) -> Option<(GrantStatus, Known)> {
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()?;
+        if let Caller::Agent(a) = caller
+            && a != &known.agent
+        {
+            return None;
+        }
+        let status = match known.ended {
+            Some((s, _)) => s,
+            None if SystemTime::now() >= known.expires_at => GrantStatus::Expired,
+            None => GrantStatus::Live,
+        };
+        Some((status, known))
+    }
+
+    /// Answers when the grant stops being live, or one of its secrets changed after
+    /// `since` (ignored when 0), or after `wait`.
+    pub async fn watch_grant(
+        &self,
+        id: &GrantId,
+        caller: &Caller,
+        since: u64,
+        wait: Duration,
+    ) -> Result<GrantWatch, GateError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut stop = self.shutting_down.subscribe();
+        let mut rx = self.epoch.subscribe();
+        loop {
+            let epoch = *rx.borrow_and_update();
+            let (status, known) = self
+                .grant_state(id, caller)
+                .ok_or(GateError::NotFound("grant"))?;
+            let changed: Vec<SecretName> = if since == 0 {
+                Vec::new()
+            } else {
+                let changes = self
+                    .changes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut c: Vec<SecretName> = changes
+                    .iter()
+                    .filter(|(e, n)| *e > since && known.secrets.contains(n))
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                c.sort();
+                c.dedup();
+                c
+            };
+            if status != GrantStatus::Live
+                || !changed.is_empty()
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(GrantWatch {
+                    id: id.clone(),
+                    status,
+                    epoch,
+                    changed,
+                });
+            }
+            let expiry = known
+                .expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            tokio::select! {
+                _ = rx.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = tokio::time::sleep(expiry) => {}
+                _ = stop.changed() => return Err(GateError::ShuttingDown),
+            }
+        }
     }
 }

@@ -32,6 +32,9 @@ pub struct Grant {
     pub reuse: bool,
     /// Who may approve requests like the one behind it: they may also see and revoke it.
     pub approvers: Approvers,
+    /// SHA-256 of the argv the grant is bound to (`keygate exec`): only reads that
+    /// present it are served.
+    pub command_sha256: Option<String>,
     /// Per secret: read once already (single-use grants are spent by it).
     spent: Vec<AtomicBool>,
     /// Per secret: the audit line for the first read has been written and synced.
@@ -49,6 +52,7 @@ impl Grant {
         approved_by: Vec<String>,
         reuse: bool,
         approvers: Approvers,
+        command_sha256: Option<String>,
     ) -> Self {
         let now = SystemTime::now();
         let n = secrets.len();
@@ -63,6 +67,7 @@ impl Grant {
             approved_by,
             reuse,
             approvers,
+            command_sha256,
             spent: (0..n).map(|_| AtomicBool::new(false)).collect(),
             logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
             log_lock: Mutex::new(()),
@@ -209,8 +214,14 @@ impl Grants {
     }
 
     /// The hot path: a live grant of `agent` that covers `secret` and can still be read,
-    /// with the read taken.
-    pub async fn find(&self, agent: &AgentName, secret: &SecretName) -> Option<Arc<Grant>> {
+    /// with the read taken. A grant bound to a command serves only reads presenting that
+    /// command's hash.
+    pub async fn find(
+        &self,
+        agent: &AgentName,
+        secret: &SecretName,
+        command: Option<&str>,
+    ) -> Option<Arc<Grant>> {
         let candidates: Vec<Arc<Grant>> = {
             let index = self
                 .by_agent
@@ -219,7 +230,12 @@ impl Grants {
             match index.get(agent) {
                 Some(list) => list
                     .iter()
-                    .filter(|g| g.index_of(secret).is_some())
+                    .filter(|g| {
+                        g.index_of(secret).is_some()
+                            && g.command_sha256
+                                .as_deref()
+                                .is_none_or(|bound| Some(bound) == command)
+                    })
                     .cloned()
                     .collect(),
                 None => return None,

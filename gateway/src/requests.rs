@@ -28,6 +28,8 @@ pub struct Request {
     pub secrets: Vec<SecretName>,
     pub reason: String,
     pub command: Option<Vec<String>>,
+    /// The hash of the full argv, taken before `command` was cut for display.
+    pub command_sha256: Option<String>,
     pub host: Option<String>,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
@@ -66,6 +68,7 @@ impl Request {
             secrets,
             reason,
             command,
+            command_sha256: None,
             host,
             created_at: now,
             expires_at: now + eval.request_timeout,

@@ -115,6 +115,10 @@ pub fn query(q: Option<&str>, key: &str) -> Result<Option<String>, ApiError> {
 pub fn query_duration(q: Option<&str>, key: &str) -> Result<Option<Duration>, ApiError> {
     query(q, key)?
         .map(|v| {
+            // `wait=0s` means "answer at once", which a duration elsewhere may not be.
+            if v.trim() == "0" || humantime::parse_duration(v.trim()).is_ok_and(|d| d.is_zero()) {
+                return Ok(Duration::ZERO);
+            }
             keygate_proto::duration::parse(&v)
                 .map_err(|e| ApiError::bad_request(format!("`{key}`: {e}")))
         })

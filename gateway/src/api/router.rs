@@ -39,7 +39,11 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
     match (m, &segments[1..]) {
         (&Method::GET, ["secrets"]) => secrets::list(&gate, &caller).await,
         (&Method::GET, ["secrets", rest @ ..]) if !rest.is_empty() => {
-            secrets::release(&gate, &caller, &rest.join("/")).await
+            let command = parts
+                .headers
+                .get(keygate_proto::api::COMMAND_HEADER)
+                .and_then(|v| v.to_str().ok());
+            secrets::release(&gate, &caller, &rest.join("/"), command).await
         }
         (&Method::PUT, ["secrets", rest @ ..]) if !rest.is_empty() => {
             secrets::set(&gate, &caller, &rest.join("/"), body).await
@@ -57,6 +61,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::POST, ["requests", id, "deny"]) => requests::deny(&gate, &caller, id, body).await,
         (&Method::GET, ["grants"]) => Ok(grants::list(&gate, &caller)),
         (&Method::POST, ["grants", "revoke"]) => grants::revoke(&gate, &caller, body).await,
+        (&Method::GET, ["grants", id, "watch"]) => grants::watch(&gate, &caller, id, q).await,
         (&Method::GET, ["agents"]) => agents::list(&gate, &caller),
         (&Method::POST, ["agents"]) => agents::add(&gate, &caller, body).await,
         (&Method::DELETE, ["agents", name]) => agents::remove(&gate, &caller, name).await,

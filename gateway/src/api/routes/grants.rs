@@ -4,10 +4,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
+use keygate_proto::GrantId;
 use keygate_proto::api::{RevokeBody, Revoked};
 
 use super::Reply;
-use crate::api::body::{json, reply};
+use crate::api::body::{json, query, query_duration, reply};
 use crate::api::error::ApiError;
 use crate::api::{Ctx, auth};
 use crate::audit::Actor;
@@ -17,6 +18,23 @@ use crate::identity::Caller;
 /// `GET /v1/grants`: the caller's live grants (all of them for the operator).
 pub fn list(gate: &Ctx, caller: &Caller) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, &gate.list_grants(caller))
+}
+
+/// `GET /v1/grants/{id}/watch?since=EPOCH&wait=DURATION`: for `keygate exec`, which
+/// ends its child when the grant ends and restarts it when a secret changes.
+pub async fn watch(gate: &Ctx, caller: &Caller, raw: &str, q: Option<&str>) -> Reply {
+    let id = GrantId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let since = match query(q, "since")? {
+        Some(s) => s
+            .parse()
+            .map_err(|_| ApiError::bad_request("`since` must be a whole number"))?,
+        None => 0,
+    };
+    let wait = query_duration(q, "wait")?
+        .unwrap_or_default()
+        .min(super::requests::MAX_WAIT);
+    let watch = gate.watch_grant(&id, caller, since, wait).await?;
+    Ok(reply(StatusCode::OK, &watch))
 }
 
 /// `POST /v1/grants/revoke` (operator): exactly one of `grant`, `agent`, `secret`, `all`.

@@ -17,10 +17,10 @@ fn name(raw: &str) -> Result<SecretName, ApiError> {
 }
 
 /// `GET /v1/secrets/{name}` (agent): the value, under a live grant or an `allow` rule.
-pub async fn release(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
+pub async fn release(gate: &Ctx, caller: &Caller, raw: &str, command: Option<&str>) -> Reply {
     let agent = auth::agent(caller)?;
     let name = name(raw)?;
-    let release = gate.release(agent, &name).await?;
+    let release = gate.release(agent, &name, command).await?;
     Ok(reply(StatusCode::OK, &release))
 }
 

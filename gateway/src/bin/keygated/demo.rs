@@ -128,7 +128,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         "\n4. The demo approver pressed Approve: the request is {}.",
         decided.status.as_str()
     ));
-    let release = gate.release(&agent, &secret).await?;
+    let release = gate.release(&agent, &secret, None).await?;
     say(&format!(
         "5. Released to the agent: demo/api-key = {} (grant {}, ends {}).",
         release.value.expose(),
