@@ -248,7 +248,7 @@ impl Discord {
                     let Some(p) = posted.get_mut(&view.id) else {
                         return;
                     };
-                    p.view = view.clone();
+                    p.view = (**view).clone();
                     p.message
                 };
                 if !busy {

@@ -448,7 +448,7 @@ impl Gate {
         });
         if let Some(Ok(view)) = result {
             self.requests.wake(id);
-            self.notify(&Change::Request(view));
+            self.notify(&Change::Request(Box::new(view)));
         }
     }
 
@@ -546,7 +546,7 @@ impl Gate {
             })
             .ok_or(GateError::NotFound("request"))??;
         self.requests.wake(id);
-        self.notify(&Change::Request(result.clone()));
+        self.notify(&Change::Request(Box::new(result.clone())));
         Ok(result)
     }
 
@@ -647,7 +647,7 @@ impl Gate {
         let outcome = outcome?;
         match &outcome {
             Outcome::Progress(v) | Outcome::Decided(v) => {
-                self.notify(&Change::Request(v.clone()));
+                self.notify(&Change::Request(Box::new(v.clone())));
             }
         }
         Ok(outcome)

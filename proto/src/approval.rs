@@ -17,7 +17,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A request changed: an approval towards a quorum, a decision, an expiry, a cancel.
-    Request(RequestView),
+    Request(Box<RequestView>),
     /// A grant ended: `cause` is `expired` or `revoked`.
     GrantEnded { grant: GrantView, cause: String },
 }

@@ -8,6 +8,7 @@ mod error;
 mod router;
 mod routes;
 pub mod server;
+pub mod tls;
 
 pub use error::ApiError;
 pub use router::handle;

@@ -12,6 +12,7 @@ use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
 use keygate_gateway::gate::Gate;
 use keygate_gateway::identity::Identities;
+use keygate_gateway::api::server::Listener;
 use keygate_gateway::{api, store};
 use keygate_policies::Policy;
 use tokio::signal::unix::{SignalKind, signal};
@@ -68,6 +69,12 @@ impl Running {
 
 /// Loads the configuration's state and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    // A listener the rules refuse stops the daemon before it touches anything.
+    let listen = config
+        .listen
+        .as_deref()
+        .map(api::tls::parse_listen)
+        .transpose()?;
     let policy = load_policy(&config.policies)?;
     let rules = policy.rules().len();
 
@@ -116,10 +123,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         None
     };
 
-    let listener = api::server::bind_unix(&config.socket)?;
+    let mut listeners = vec![Listener::Unix(api::server::bind_unix(&config.socket)?)];
+    if let Some(listen) = &listen {
+        listeners.push(tcp_listener(config, listen).await?);
+    }
     let (stop, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(api::server::serve_unix(
-        listener,
+    let server = tokio::spawn(api::server::serve(
+        listeners,
         Arc::clone(&gate),
         config.limits.max_connections as usize,
         stop_rx,
@@ -134,6 +144,26 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         maintenance,
         socket: config.socket.clone(),
     })
+}
+
+/// The TCP listener `[server] listen` asks for: TLS, or plain HTTP on loopback only.
+async fn tcp_listener(config: &Config, listen: &api::tls::Listen) -> anyhow::Result<Listener> {
+    let tcp = tokio::net::TcpListener::bind(listen.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", listen.addr))?;
+    let bound = tcp.local_addr().unwrap_or(listen.addr);
+    if !listen.tls {
+        tracing::warn!("serving plain HTTP on http://{bound} (loopback only)");
+        return Ok(Listener::Tcp(tcp, None));
+    }
+    let (acceptor, fingerprint) = api::tls::acceptor(
+        listen,
+        config.tls_cert.as_deref(),
+        config.tls_key.as_deref(),
+        &config.paths.tls_dir(),
+    )?;
+    tracing::info!("serving TLS on https://{bound}; certificate fingerprint {fingerprint}");
+    Ok(Listener::Tcp(tcp, Some(acceptor)))
 }
 
 /// `keygated serve`.
