@@ -75,7 +75,15 @@ mod tests {
             ))
         );
         assert!(matches!(parse(&deny(&id)), Some((_, Verdict::Deny { .. }))));
-        for bad in ["", "kg", "kg:x:req_a", "kg:a:req_short", "xx:a:", &format!("kg:a:{id}:0"), &format!("kg:d:{id}:5")] {
+        for bad in [
+            "",
+            "kg",
+            "kg:x:req_a",
+            "kg:a:req_short",
+            "xx:a:",
+            &format!("kg:a:{id}:0"),
+            &format!("kg:d:{id}:5"),
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
         assert!(approve(&id, Some(Duration::from_secs(3600))).len() <= 100);

@@ -76,7 +76,10 @@ fn transient(e: &twilight_http::Error) -> bool {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or four tries have failed.
-pub(crate) async fn with_retry<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, twilight_http::Error>
+pub(crate) async fn with_retry<T, F, Fut>(
+    what: &str,
+    mut attempt: F,
+) -> Result<T, twilight_http::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, twilight_http::Error>>,
@@ -168,7 +171,7 @@ impl Discord {
             Arc::clone(&discord),
             gatekeeper,
             token,
-            config.gateway_url,
+            config.gateway_url.as_deref(),
             stop_rx,
         );
         Ok(discord)

@@ -23,7 +23,10 @@ pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twiligh
         "keygate secret approvals",
         CommandType::ChatInput,
     )
-    .option(SubCommandBuilder::new("grants", "List the live grants you could approve"))
+    .option(SubCommandBuilder::new(
+        "grants",
+        "List the live grants you could approve",
+    ))
     .option(
         SubCommandBuilder::new("revoke", "Revoke a live grant")
             .option(StringBuilder::new("grant", "The grant's id (gnt_…)").required(true)),
@@ -45,7 +48,9 @@ fn caller(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
     if user.bot {
         return Err("bots cannot use keygate");
     }
-    let guild = i.guild_id.ok_or("use /keygate in the server, not in direct messages")?;
+    let guild = i
+        .guild_id
+        .ok_or("use /keygate in the server, not in direct messages")?;
     if d.guild.is_some_and(|g| g != guild) {
         return Err("this server is not the one keygate is configured for");
     }
@@ -78,11 +83,18 @@ pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, da
                 let lines: Vec<String> = grants
                     .iter()
                     .map(|g| {
-                        let secrets: Vec<&str> = g.secrets.iter().map(|s| s.as_str()).collect();
+                        let secrets: Vec<&str> = g
+                            .secrets
+                            .iter()
+                            .map(keygate_proto::SecretName::as_str)
+                            .collect();
                         let ends = humantime::parse_rfc3339_weak(&g.expires_at)
                             .ok()
                             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map_or_else(|| g.expires_at.clone(), |s| format!("<t:{}:R>", s.as_secs()));
+                            .map_or_else(
+                                || g.expires_at.clone(),
+                                |s| format!("<t:{}:R>", s.as_secs()),
+                            );
                         format!(
                             "`{}` **{}** → {} (ends {ends}, {} reads)",
                             g.id,
@@ -101,10 +113,13 @@ pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, da
             }
         }
         Some(("revoke", CommandOptionValue::SubCommand(options))) => {
-            let raw = options.iter().find(|o| o.name == "grant").and_then(|o| match &o.value {
-                CommandOptionValue::String(s) => Some(s.as_str()),
-                _ => None,
-            });
+            let raw = options
+                .iter()
+                .find(|o| o.name == "grant")
+                .and_then(|o| match &o.value {
+                    CommandOptionValue::String(s) => Some(s.as_str()),
+                    _ => None,
+                });
             match raw.map(GrantId::parse) {
                 Some(Ok(id)) => match gk.revoke(&id, &approver).await {
                     Ok(g) => format!(

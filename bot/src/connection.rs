@@ -8,7 +8,9 @@ use std::time::Duration;
 use keygate_proto::approval::Gatekeeper;
 use tokio::sync::watch;
 use twilight_gateway::queue::InMemoryQueue;
-use twilight_gateway::{ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
+use twilight_gateway::{
+    ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+};
 
 use crate::channel::Discord;
 
@@ -22,14 +24,14 @@ pub(crate) fn spawn(
     discord: Arc<Discord>,
     gatekeeper: Arc<dyn Gatekeeper>,
     token: String,
-    gateway_url: Option<String>,
+    gateway_url: Option<&str>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut config = ConfigBuilder::new(token, Intents::empty());
-    if let Some(url) = &gateway_url {
+    if let Some(url) = gateway_url {
         config = config.proxy_url(url.trim_end_matches('/').to_owned());
     }
-    let local = gateway_url.as_deref().is_some_and(is_loopback);
+    let local = gateway_url.is_some_and(is_loopback);
     let shard_config = if local {
         config
             .queue(InMemoryQueue::new(0, 0, Duration::ZERO, 0))
@@ -51,9 +53,9 @@ pub(crate) fn spawn(
             };
             match item {
                 None => {
-                    discord
-                        .state
-                        .send_replace("stopped: the gateway refused the bot (check the token)".into());
+                    discord.state.send_replace(
+                        "stopped: the gateway refused the bot (check the token)".into(),
+                    );
                     tracing::error!("Discord: the gateway connection ended for good");
                     break;
                 }

@@ -5,13 +5,11 @@
 /// Escapes `text` for a Discord embed and cuts it to `max` characters.
 pub fn inert(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max * 2));
-    let mut count = 0;
-    for c in text.chars() {
+    for (count, c) in text.chars().enumerate() {
         if count >= max {
             out.push('…');
             break;
         }
-        count += 1;
         match c {
             '\n' | '\r' | '\t' => out.push(' '),
             // Markdown and link syntax.

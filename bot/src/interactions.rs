@@ -17,7 +17,7 @@ use crate::channel::{Discord, no_mentions};
 use crate::render;
 
 /// How long a decision may take before the press is answered with a deferred update.
-const ANSWER_BY: Duration = Duration::from_millis(2000);
+const ANSWER_BY: Duration = Duration::from_secs(2);
 
 /// Who pressed, or why the press cannot count.
 fn presser(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
@@ -76,7 +76,14 @@ pub async fn handle(d: Arc<Discord>, gk: Arc<dyn Gatekeeper>, i: Interaction) {
         Some(InteractionData::ApplicationCommand(data)) => {
             crate::commands::handle(&d, gk.as_ref(), &i, data).await;
         }
-        _ => respond(&d, &i, &ephemeral("keygate does not know this interaction.")).await,
+        _ => {
+            respond(
+                &d,
+                &i,
+                &ephemeral("keygate does not know this interaction."),
+            )
+            .await;
+        }
     }
 }
 
@@ -100,23 +107,28 @@ async fn press(d: &Arc<Discord>, gk: &dyn Gatekeeper, i: &Interaction, custom_id
     };
     let Some((id, verdict)) = crate::buttons::parse(custom_id) else {
         gk.refused(&approver, "button press", "unknown button");
-        respond(d, i, &ephemeral("Not counted: keygate does not know this button.")).await;
+        respond(
+            d,
+            i,
+            &ephemeral("Not counted: keygate does not know this button."),
+        )
+        .await;
         return;
     };
     d.begin_update(&id);
     let decision = gk.decide(&id, verdict, &approver);
     tokio::pin!(decision);
-    let (result, deferred) = match tokio::time::timeout(ANSWER_BY, &mut decision).await {
-        Ok(result) => (result, false),
-        Err(_) => {
+    let (result, deferred) =
+        if let Ok(result) = tokio::time::timeout(ANSWER_BY, &mut decision).await {
+            (result, false)
+        } else {
             let deferred = InteractionResponse {
                 kind: InteractionResponseType::DeferredUpdateMessage,
                 data: None,
             };
             respond(d, i, &deferred).await;
             (decision.await, true)
-        }
-    };
+        };
     match result {
         Ok(outcome) => {
             let view = outcome.view().clone();
@@ -144,8 +156,12 @@ async fn press(d: &Arc<Discord>, gk: &dyn Gatekeeper, i: &Interaction, custom_id
         }
         Err(refused) => {
             let text = match &refused {
-                Refused::AlreadyDecided(status) => format!("Already decided: the request is {status}."),
-                Refused::NotAllowed => "You are not an approver for this request; nothing changed.".into(),
+                Refused::AlreadyDecided(status) => {
+                    format!("Already decided: the request is {status}.")
+                }
+                Refused::NotAllowed => {
+                    "You are not an approver for this request; nothing changed.".into()
+                }
                 Refused::NotFound => "keygate no longer knows this request.".into(),
                 Refused::Failed(why) => format!("keygate could not record that: {why}"),
             };

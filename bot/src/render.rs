@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use keygate_proto::api::{RequestStatus, RequestView};
-use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
 use twilight_model::channel::message::Embed;
+use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder, EmbedFooterBuilder};
 use twilight_util::builder::message::ButtonBuilder;
 
@@ -39,7 +39,10 @@ fn discord_time(rfc3339: &str, style: char) -> String {
     humantime::parse_rfc3339_weak(rfc3339)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(|| inert(rfc3339, 40), |d| format!("<t:{}:{style}>", d.as_secs()))
+        .map_or_else(
+            || inert(rfc3339, 40),
+            |d| format!("<t:{}:{style}>", d.as_secs()),
+        )
 }
 
 fn human(d: Duration) -> String {
@@ -48,7 +51,11 @@ fn human(d: Duration) -> String {
 
 /// Renders a request as it stands, and the end of its grant if it has ended.
 pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
-    let secrets: Vec<String> = view.secrets.iter().map(|s| inert(s.as_str(), 128)).collect();
+    let secrets: Vec<String> = view
+        .secrets
+        .iter()
+        .map(|s| inert(s.as_str(), 128))
+        .collect();
     let ttl = human(Duration::from_secs(view.ttl_seconds));
     let (color, title) = match (view.status, ended) {
         (RequestStatus::Approved, Some(GrantEnd::Expired)) => (GREY, "⌛ Grant expired"),
@@ -63,10 +70,17 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
         .title(format!("{title}: {}", secrets.join(", ")))
         .color(color)
         .field(EmbedFieldBuilder::new("Agent", inert(view.agent.as_str(), 64)).inline())
-        .field(EmbedFieldBuilder::new(
-            if secrets.len() == 1 { "Secret" } else { "Secrets" },
-            secrets.join("\n"),
-        ).inline())
+        .field(
+            EmbedFieldBuilder::new(
+                if secrets.len() == 1 {
+                    "Secret"
+                } else {
+                    "Secrets"
+                },
+                secrets.join("\n"),
+            )
+            .inline(),
+        )
         .field(EmbedFieldBuilder::new("TTL", ttl).inline())
         .field(EmbedFieldBuilder::new("Reason", inert(&view.reason, 500)));
     if let Some(command) = &view.command {
@@ -81,58 +95,58 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
     if let Some(rule) = &view.rule {
         embed = embed.field(EmbedFieldBuilder::new("Rule", inert(rule, 100)).inline());
     }
-    match view.status {
-        RequestStatus::Pending => {
-            embed = embed.field(
-                EmbedFieldBuilder::new("Expires", discord_time(&view.expires_at, 'R')).inline(),
-            );
-            if view.quorum > 1 {
-                let so_far = if view.approvals.is_empty() {
-                    "none yet".to_owned()
-                } else {
-                    view.approvals.iter().map(|a| inert(a, 80)).collect::<Vec<_>>().join(", ")
-                };
-                embed = embed.field(EmbedFieldBuilder::new(
-                    "Approvals",
-                    format!("{} of {} ({so_far})", view.approvals.len(), view.quorum),
-                ));
-            }
+    if view.status == RequestStatus::Pending {
+        embed = embed
+            .field(EmbedFieldBuilder::new("Expires", discord_time(&view.expires_at, 'R')).inline());
+        if view.quorum > 1 {
+            let so_far = if view.approvals.is_empty() {
+                "none yet".to_owned()
+            } else {
+                view.approvals
+                    .iter()
+                    .map(|a| inert(a, 80))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            embed = embed.field(EmbedFieldBuilder::new(
+                "Approvals",
+                format!("{} of {} ({so_far})", view.approvals.len(), view.quorum),
+            ));
         }
-        _ => {
-            let who = match (view.status, view.approvals.is_empty()) {
-                (RequestStatus::Approved, false) => view.approvals.join(", "),
-                _ => view.decided_by.clone().unwrap_or_else(|| "keygate".into()),
+    } else {
+        let who = match (view.status, view.approvals.is_empty()) {
+            (RequestStatus::Approved, false) => view.approvals.join(", "),
+            _ => view.decided_by.clone().unwrap_or_else(|| "keygate".into()),
+        };
+        let label = match view.status {
+            RequestStatus::Approved => "Approved by",
+            RequestStatus::Denied => "Denied by",
+            RequestStatus::Cancelled => "Cancelled by",
+            _ => "Ended by",
+        };
+        if view.status != RequestStatus::Expired {
+            embed = embed.field(EmbedFieldBuilder::new(label, inert(&who, 200)).inline());
+        }
+        if let Some(at) = &view.decided_at {
+            embed = embed.field(EmbedFieldBuilder::new("When", discord_time(at, 'f')).inline());
+        }
+        if let Some(grant) = &view.grant {
+            let name = match ended {
+                Some(GrantEnd::Expired) => "Grant ended",
+                Some(GrantEnd::Revoked) => "Grant revoked",
+                None => "Grant ends",
             };
-            let label = match view.status {
-                RequestStatus::Approved => "Approved by",
-                RequestStatus::Denied => "Denied by",
-                RequestStatus::Cancelled => "Cancelled by",
-                _ => "Ended by",
+            let when = if ended == Some(&GrantEnd::Revoked) {
+                "now".to_owned()
+            } else {
+                discord_time(&grant.expires_at, 'R')
             };
-            if view.status != RequestStatus::Expired {
-                embed = embed.field(EmbedFieldBuilder::new(label, inert(&who, 200)).inline());
-            }
-            if let Some(at) = &view.decided_at {
-                embed = embed.field(EmbedFieldBuilder::new("When", discord_time(at, 'f')).inline());
-            }
-            if let Some(grant) = &view.grant {
-                let name = match ended {
-                    Some(GrantEnd::Expired) => "Grant ended",
-                    Some(GrantEnd::Revoked) => "Grant revoked",
-                    None => "Grant ends",
-                };
-                let when = if ended == Some(&GrantEnd::Revoked) {
-                    "now".to_owned()
-                } else {
-                    discord_time(&grant.expires_at, 'R')
-                };
-                embed = embed.field(EmbedFieldBuilder::new(name, when).inline());
-            }
-            if view.status == RequestStatus::Denied
-                && let Some(m) = &view.message
-            {
-                embed = embed.field(EmbedFieldBuilder::new("Why", inert(m, 300)));
-            }
+            embed = embed.field(EmbedFieldBuilder::new(name, when).inline());
+        }
+        if view.status == RequestStatus::Denied
+            && let Some(m) = &view.message
+        {
+            embed = embed.field(EmbedFieldBuilder::new("Why", inert(m, 300)));
         }
     }
     let footer = format!("request {}", view.id);

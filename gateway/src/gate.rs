@@ -13,14 +13,14 @@ use keygate_proto::api::{
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 use tokio::sync::{mpsc, watch};
 
-use keygate_proto::approval::{ApprovalChannel, Change};
-pub use keygate_proto::approval::{Outcome, Verdict};
 use crate::audit::{Actor, AuditLog, Event};
 use crate::config::Limits;
 use crate::grants::{Ended, Grant, Grants};
 use crate::identity::{Caller, Identities};
 use crate::requests::{Request, Requests};
 use crate::store::SecretStore;
+use keygate_proto::approval::{ApprovalChannel, Change};
+pub use keygate_proto::approval::{Outcome, Verdict};
 
 /// The longest reason kept; a longer one is cut (with a mark) rather than refused.
 pub const MAX_REASON: usize = 1000;
@@ -299,7 +299,10 @@ impl Gate {
             .transpose()
             .map_err(|e| GateError::BadRequest(e.to_string()))?;
         let reason = cut(&body.reason, MAX_REASON);
-        let command_sha256 = body.command.as_deref().map(keygate_proto::api::command_hash);
+        let command_sha256 = body
+            .command
+            .as_deref()
+            .map(keygate_proto::api::command_hash);
         let command = body.command.map(|argv| {
             argv.into_iter()
                 .take(256)
@@ -421,16 +424,7 @@ impl Gate {
         ttl: Option<Duration>,
     ) -> Arc<Grant> {
         let ttl = ttl.map_or(request.ttl, |t| t.min(request.ttl));
-        Arc::new(Grant::new(
-            request.id.clone(),
-            request.agent.clone(),
-            request.secrets.clone(),
-            ttl,
-            approved_by,
-            request.reuse,
-            request.approvers.clone(),
-            request.command_sha256.clone(),
-        ))
+        Arc::new(Grant::for_request(request, ttl, approved_by))
     }
 
     /// A request's timeout passed with no decision.

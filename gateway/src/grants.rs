@@ -16,6 +16,8 @@ use keygate_proto::api::{GrantRef, GrantView};
 use keygate_proto::duration::rfc3339;
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
 use moka::notification::RemovalCause;
+
+use crate::requests::Request;
 use tokio::sync::mpsc;
 
 /// A live grant. Values are never copied into it: they are read from the store at release.
@@ -44,30 +46,22 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub fn new(
-        request: RequestId,
-        agent: AgentName,
-        secrets: Vec<SecretName>,
-        ttl: Duration,
-        approved_by: Vec<String>,
-        reuse: bool,
-        approvers: Approvers,
-        command_sha256: Option<String>,
-    ) -> Self {
+    /// The grant an approved request makes: its TTL starts now.
+    pub fn for_request(request: &Request, ttl: Duration, approved_by: Vec<String>) -> Self {
         let now = SystemTime::now();
-        let n = secrets.len();
+        let n = request.secrets.len();
         Self {
             id: GrantId::random(),
-            request,
-            agent,
-            secrets,
+            request: request.id.clone(),
+            agent: request.agent.clone(),
+            secrets: request.secrets.clone(),
             created_at: now,
             expires_at: now + ttl,
             ttl,
             approved_by,
-            reuse,
-            approvers,
-            command_sha256,
+            reuse: request.reuse,
+            approvers: request.approvers.clone(),
+            command_sha256: request.command_sha256.clone(),
             spent: (0..n).map(|_| AtomicBool::new(false)).collect(),
             logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
             log_lock: Mutex::new(()),

@@ -66,8 +66,12 @@ impl Approver {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// `ttl`: a shorter grant than the policy's.
-    Approve { ttl: Option<Duration> },
-    Deny { reason: Option<String> },
+    Approve {
+        ttl: Option<Duration>,
+    },
+    Deny {
+        reason: Option<String>,
+    },
 }
 
 /// What a decision did.

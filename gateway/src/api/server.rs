@@ -12,9 +12,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tokio::sync::{Semaphore, watch};
 
 use super::Ctx;
 
@@ -187,7 +187,9 @@ async fn accept_loop(
                         let acceptor = acceptor.clone();
                         let done_tx = done_tx.clone();
                         tokio::spawn(async move {
-                            match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
                                 Ok(Ok(tls)) => {
                                     let _ = done_tx.send((tls, permit));
                                 }
@@ -201,7 +203,13 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("some connections were still open after {}s", DRAIN.as_secs());
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some connections were still open after {}s",
+            DRAIN.as_secs()
+        );
     }
 }

@@ -14,9 +14,13 @@ use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("listen address `{0}`: expected host:port, or http://host:port for plain HTTP on loopback")]
+    #[error(
+        "listen address `{0}`: expected host:port, or http://host:port for plain HTTP on loopback"
+    )]
     BadAddress(String),
-    #[error("refusing plain http:// on {0}: it is not a loopback address; drop `http://` to serve TLS")]
+    #[error(
+        "refusing plain http:// on {0}: it is not a loopback address; drop `http://` to serve TLS"
+    )]
     PlainOffLoopback(String),
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
@@ -119,16 +123,18 @@ pub fn acceptor(
 }
 
 fn make_self_signed(listen: &Listen, cert: &Path, key: &Path) -> Result<(), TlsError> {
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     let host = listen.host.clone();
-    let unspecified = host
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified());
+    let unspecified = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
     if !host.is_empty() && !unspecified && !names.contains(&host) {
         names.push(host);
     }
-    let made = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let made =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     if let Some(dir) = cert.parent() {
         crate::fsutil::ensure_private_dir(dir).map_err(|e| read_err(dir, e))?;
     }
