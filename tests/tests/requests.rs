@@ -165,9 +165,14 @@ fn an_agent_that_hangs_up_cancels_its_request() {
     let id = d.pending_request();
     child.kill().unwrap();
     let _ = child.wait();
-    poll(Duration::from_secs(10), "the request to be cancelled", || {
-        (d.requests().iter().find(|r| r["id"] == id.as_str())?["status"] == "cancelled").then_some(())
-    });
+    poll(
+        Duration::from_secs(10),
+        "the request to be cancelled",
+        || {
+            (d.requests().iter().find(|r| r["id"] == id.as_str())?["status"] == "cancelled")
+                .then_some(())
+        },
+    );
     let late = d.keygate(&["approve", &id]).run();
     assert!(late.stderr.contains("already decided"), "{late:?}");
 }
