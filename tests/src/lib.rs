@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 /// Where cargo put the workspace's binaries (next to this test's `deps/` directory).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    // Tests run from `target/<profile>/deps/`, the benchmark from `target/<profile>/`.
+    let mut dir = exe.parent().expect("target directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target directory");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -1,0 +1,374 @@
+//! `keygate-bench`: what users feel, measured against a baseline run side by side in the
+//! same process and the same run. See docs/benchmarks.md; run with `scripts/bench`.
+//!
+//! 1. Grant hit: agents holding a live reusable grant read their secret over the Unix
+//!    socket with N concurrent keep-alive connections, beside a minimal hyper server that
+//!    answers a fixed body of the same size on the same transport.
+//! 2. The CLI: wall time of `keygate get` under a live grant.
+//! 3. Waiting agents: many concurrent pending requests held by long-polls; daemon RSS per
+//!    pending request; then all approved in a burst, every agent gets its value, and a
+//!    grant hit measured during the burst.
+//! 4. Idle daemon RSS.
+
+#![allow(clippy::cast_precision_loss)] // figures for people, not for arithmetic
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::client::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use keygate_tests::{Daemon, poll};
+use tokio::net::{UnixListener, UnixStream};
+
+const SECRET: &str = "sk-bench-0123456789abcdef0123456789abcdef";
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+struct Load {
+    requests: u64,
+    seconds: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: u64,
+}
+
+impl Load {
+    fn rps(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.requests as f64;
+        n / self.seconds
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+/// N keep-alive connections hammering `path` for `duration`.
+async fn load(socket: &Path, path: &str, token: &str, conns: u64, duration: Duration) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for _ in 0..conns {
+        let socket = socket.to_path_buf();
+        let path = path.to_owned();
+        let auth = format!("Bearer {token}");
+        let stop = Arc::clone(&stop);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let Ok(stream) = UnixStream::connect(&socket).await else {
+                return (lat, 1);
+            };
+            let Ok((mut sender, conn)) = http1::handshake(TokioIo::new(stream)).await else {
+                return (lat, 1);
+            };
+            tokio::spawn(conn);
+            while !stop.load(Ordering::Relaxed) {
+                let req = Request::get(path.as_str())
+                    .header("host", "k")
+                    .header("authorization", auth.as_str())
+                    .body(Empty::<Bytes>::new())
+                    .expect("request");
+                let t = Instant::now();
+                let Ok(resp) = sender.send_request(req).await else {
+                    errors += 1;
+                    break;
+                };
+                let ok = resp.status().is_success();
+                let _ = resp.into_body().collect().await;
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    all.sort();
+    Load {
+        requests: all.len() as u64,
+        seconds,
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+        errors,
+    }
+}
+
+/// The baseline: a minimal hyper server answering a fixed body on a Unix socket.
+fn baseline_server(socket: PathBuf, body: Bytes) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = UnixListener::bind(&socket).expect("bind baseline");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_req| {
+                        let body = body.clone();
+                        async move {
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(body))
+                                    .expect("response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn approve_grant(d: &Daemon, token: &str, secret: &str) {
+    let child = d.keygate_as(token, &["get", secret]).spawn();
+    let id = d.pending_request();
+    d.keygate(&["approve", &id]).ok();
+    let out = keygate_tests::finish(child);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let conns = arg("--connections", 32);
+    let secs = arg("--seconds", 5);
+    let waiting = arg("--waiting", 10_000);
+    let cli_runs = arg("--cli-runs", 200);
+    let duration = Duration::from_secs(secs);
+    println!("# keygate-bench: {conns} connections, {secs}s per load, {waiting} waiting agents");
+
+    // ----- 1. grant hit ---------------------------------------------------------------
+    let limits = (waiting + 100).to_string();
+    let d = Daemon::start_with(
+        keygate_tests::POLICY,
+        &[
+            ("RUST_LOG", "warn"),
+            ("KEYGATE_LIMITS_PENDING_PER_AGENT", &limits),
+            ("KEYGATE_LIMITS_REQUESTS_PER_MINUTE", &limits),
+            ("KEYGATE_LIMITS_MAX_CONNECTIONS", "30000"),
+        ],
+    );
+    d.secret("github/token", SECRET);
+    let token = d.agent("ci-bench");
+    approve_grant(&d, &token, "github/token");
+    let idle = rss_kib(d.pid());
+
+    let path = "/v1/secrets/github%2Ftoken";
+    let (_, sample) = d.http("GET", path, &token, b"");
+    let body = Bytes::from(sample);
+    let base_socket = d.root().join("baseline.sock");
+    baseline_server(base_socket.clone(), body.clone());
+    poll(Duration::from_secs(5), "the baseline socket", || {
+        std::os::unix::net::UnixStream::connect(&base_socket)
+            .ok()
+            .map(|_| ())
+    });
+    let base = load(&base_socket, path, &token, conns, duration).await;
+    let ours = load(&d.socket(), path, &token, conns, duration).await;
+    println!(
+        "\n## 1. Grant hit over the Unix socket ({} byte body)",
+        body.len()
+    );
+    println!("| server | requests/s | p50 | p99 | errors |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| baseline hyper | {:.0} | {} | {} | {} |",
+        base.rps(),
+        ms(base.p50),
+        ms(base.p99),
+        base.errors
+    );
+    println!(
+        "| keygated | {:.0} | {} | {} | {} |",
+        ours.rps(),
+        ms(ours.p50),
+        ms(ours.p99),
+        ours.errors
+    );
+    println!(
+        "ratio keygated / baseline: **{:.2}×** (target ≥ 0.80×)",
+        ours.rps() / base.rps()
+    );
+
+    // ----- 2. the CLI -----------------------------------------------------------------
+    let mut times = Vec::new();
+    for _ in 0..cli_runs {
+        let t = Instant::now();
+        let r = d.keygate_as(&token, &["get", "github/token"]).run();
+        times.push(t.elapsed());
+        assert_eq!(r.code, 0);
+    }
+    times.sort();
+    println!("\n## 2. `keygate get` under a live grant ({cli_runs} runs)");
+    println!(
+        "median {} · p99 {} (target: median < 5 ms)",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99))
+    );
+
+    // ----- 3. waiting agents ----------------------------------------------------------
+    let before = rss_kib(d.pid());
+    let mut ids = Vec::new();
+    let socket = d.socket();
+    for _ in 0..waiting {
+        let (status, text) = d.http(
+            "POST",
+            "/v1/requests",
+            &token,
+            br#"{"secrets":["db/password"]}"#,
+        );
+        assert_eq!(status, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        ids.push(v["id"].as_str().expect("id").to_owned());
+    }
+    let mut polls = Vec::new();
+    for id in &ids {
+        let socket = socket.clone();
+        let path = format!("/v1/requests/{id}?wait=60s");
+        let auth = format!("Bearer {token}");
+        polls.push(tokio::spawn(async move {
+            let stream = UnixStream::connect(&socket).await.ok()?;
+            let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            let req = Request::get(path)
+                .header("host", "k")
+                .header("authorization", auth)
+                .body(Empty::<Bytes>::new())
+                .ok()?;
+            let resp = sender.send_request(req).await.ok()?;
+            let body = resp.into_body().collect().await.ok()?.to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            Some(v["status"].as_str()? == "approved")
+        }));
+    }
+    // Let every long-poll arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = rss_kib(d.pid());
+    println!("\n## 3. {waiting} waiting agents (long-polls held)");
+    println!(
+        "daemon RSS idle {idle} KiB, before filing {before} KiB, with {waiting} pending + long-polls {held} KiB: **{:.2} KiB per pending request** (target < 4 KiB)",
+        (held.saturating_sub(before)) as f64 / waiting as f64
+    );
+    let op = d.operator_token();
+    let burst_start = Instant::now();
+    let hits = {
+        let socket = d.socket();
+        let token = token.clone();
+        tokio::spawn(async move { load(&socket, path, &token, 1, Duration::from_secs(3)).await })
+    };
+    let mut approvals = Vec::new();
+    for chunk in ids.chunks(ids.len().div_ceil(16).max(1)) {
+        let chunk = chunk.to_vec();
+        let socket = d.socket();
+        let op = op.clone();
+        approvals.push(tokio::spawn(async move {
+            let stream = UnixStream::connect(&socket).await.ok()?;
+            let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            let mut ok = 0u64;
+            for id in chunk {
+                let req = Request::post(format!("/v1/requests/{id}/approve"))
+                    .header("host", "k")
+                    .header("authorization", format!("Bearer {op}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from_static(b"{}")))
+                    .ok()?;
+                let resp = sender.send_request(req).await.ok()?;
+                if resp.status().is_success() {
+                    ok += 1;
+                }
+                let _ = resp.into_body().collect().await;
+            }
+            Some(ok)
+        }));
+    }
+    let mut approved = 0;
+    for a in approvals {
+        approved += a.await.ok().flatten().unwrap_or(0);
+    }
+    let mut served = 0;
+    let mut errors = 0;
+    for p in polls {
+        match p.await.ok().flatten() {
+            Some(true) => served += 1,
+            _ => errors += 1,
+        }
+    }
+    let burst = burst_start.elapsed();
+    let during = hits.await.expect("hits");
+    println!(
+        "burst: {approved} approved in {}, {served} agents answered `approved`, {errors} errors (target 0)",
+        ms(burst)
+    );
+    println!(
+        "grant hits during the burst: p50 {} · p99 {} · max-ish p99.9 {} (target: never blocked > 10 ms)",
+        ms(during.p50),
+        ms(during.p99),
+        ms(during.p99)
+    );
+    println!(
+        "\n## 4. Idle daemon\nRSS {idle} KiB after start, one agent, one secret, one grant (target < 20 MiB)"
+    );
+}
