@@ -3,7 +3,7 @@
 //! makes no decisions of its own. Every route is documented in `docs/api.md`.
 
 mod auth;
-mod body;
+pub mod body;
 mod error;
 mod router;
 mod routes;
