@@ -12,6 +12,7 @@
 //! points nowhere) run everywhere.
 #![allow(clippy::unwrap_used)]
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -31,6 +32,11 @@ fn secret_service_available() -> bool {
     if std::env::var(ENABLE_VAR).as_deref() == Ok("1") {
         return true;
     }
+    // CI sets this so that a broken setup fails instead of skipping quietly.
+    assert!(
+        std::env::var("KEYGATE_REQUIRE_SECRET_SERVICE").as_deref() != Ok("1"),
+        "KEYGATE_REQUIRE_SECRET_SERVICE=1 but {ENABLE_VAR} is not 1"
+    );
     println!("skipped: set {ENABLE_VAR}=1 inside dbus-run-session with an unlocked gnome-keyring");
     false
 }
@@ -123,7 +129,6 @@ fn keyring_list_comes_from_the_index_and_the_index_holds_no_value() {
     let index = std::fs::read_to_string(dir.join(KEYRING_INDEX_FILE)).unwrap();
     assert!(index.contains(a.as_str()));
     assert!(!index.contains("value-of"), "{index}");
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.join(KEYRING_INDEX_FILE)), 0o600);
     assert_eq!(mode(&dir), 0o700);

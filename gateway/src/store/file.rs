@@ -4,9 +4,9 @@
 //! (zeroized when locked or dropped). Before every operation it reads the file and compares
 //! the header's nonce, which changes on each write, with the one it decrypted last: another
 //! process's writes are noticed, and unchanged files are not decrypted again. Each write
-//! takes `secrets.lock`, re-reads the file under it, and replaces the file atomically, so
-//! writers in several processes cannot lose each other's changes. A file that does not
-//! decrypt or parse is reported and never overwritten.
+//! takes `secrets.lock`, re-reads and fully decrypts the file under it, and replaces the
+//! file atomically, so writers in several processes cannot lose each other's changes, and a
+//! file that does not decrypt or parse is reported and never overwritten.
 
 mod crypto;
 mod format;
