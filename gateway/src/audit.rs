@@ -203,7 +203,19 @@ impl AuditLog {
     }
 
     /// Writes and fsyncs one event. Only when this returns `Ok` may its effect be visible.
+    ///
+    /// The fsync blocks; on the daemon's multi-threaded runtime the worker's other tasks
+    /// move to another thread meanwhile, so a burst of decisions cannot stall grant hits.
     pub fn record(&self, event: &Event<'_>) -> Result<(), AuditError> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.write(event))
+            }
+            _ => self.write(event),
+        }
+    }
+
+    fn write(&self, event: &Event<'_>) -> Result<(), AuditError> {
         let mut head = self
             .head
             .lock()

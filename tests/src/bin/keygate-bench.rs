@@ -283,6 +283,7 @@ async fn main() {
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
         ids.push(v["id"].as_str().expect("id").to_owned());
     }
+    let filed = rss_kib(d.pid());
     let mut polls = Vec::new();
     for id in &ids {
         let socket = socket.clone();
@@ -308,8 +309,13 @@ async fn main() {
     let held = rss_kib(d.pid());
     println!("\n## 3. {waiting} waiting agents (long-polls held)");
     println!(
-        "daemon RSS idle {idle} KiB, before filing {before} KiB, with {waiting} pending + long-polls {held} KiB: **{:.2} KiB per pending request** (target < 4 KiB)",
-        (held.saturating_sub(before)) as f64 / waiting as f64
+        "daemon RSS idle {idle} KiB, before filing {before} KiB, {waiting} pending {filed} KiB, + a long-poll each {held} KiB"
+    );
+    println!(
+        "per pending request: **{:.2} KiB** in the daemon's state, {:.2} KiB for its held long-poll connection, **{:.2} KiB** in all (target < 4 KiB)",
+        filed.saturating_sub(before) as f64 / waiting as f64,
+        held.saturating_sub(filed) as f64 / waiting as f64,
+        held.saturating_sub(before) as f64 / waiting as f64
     );
     let op = d.operator_token();
     let burst_start = Instant::now();
