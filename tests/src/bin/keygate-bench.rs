@@ -55,6 +55,7 @@ struct Load {
     seconds: f64,
     p50: Duration,
     p99: Duration,
+    max: Duration,
     errors: u64,
 }
 
@@ -138,6 +139,7 @@ async fn load(socket: &Path, path: &str, token: &str, conns: u64, duration: Dura
         seconds,
         p50: percentile(&all, 0.5),
         p99: percentile(&all, 0.99),
+        max: all.last().copied().unwrap_or_default(),
         errors,
     }
 }
@@ -369,10 +371,11 @@ async fn main() {
         ms(burst)
     );
     println!(
-        "grant hits during the burst: p50 {} · p99 {} · max-ish p99.9 {} (target: never blocked > 10 ms)",
+        "grant hits during the burst ({} of them): p50 {} · p99 {} · max {} (target: never blocked > 10 ms)",
+        during.requests,
         ms(during.p50),
         ms(during.p99),
-        ms(during.p99)
+        ms(during.max)
     );
     println!(
         "\n## 4. Idle daemon\nRSS {idle} KiB after start, one agent, one secret, one grant (target < 20 MiB)"
