@@ -1,0 +1,334 @@
+//! The simulator's REST routes against a real twilight-http client: Discord's rules
+//! for interaction callbacks (3-second window, once only, 15-minute token), deferred
+//! responses and follow-ups, message checks, and the log of every call.
+// Helpers outside #[test] fns fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+mod sim_support;
+
+use std::time::Duration;
+
+use keygate_bot::sim::{CommandSpec, PressSpec, SimConfig, Simulator};
+use sim_support::{Bot, WAIT, client, discord_code, start};
+use twilight_http::Client;
+use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle, Component};
+use twilight_model::channel::message::{AllowedMentions, MessageFlags};
+use twilight_model::http::interaction::{
+    InteractionResponse, InteractionResponseData, InteractionResponseType,
+};
+use twilight_model::id::Id;
+use twilight_model::id::marker::MessageMarker;
+use twilight_util::builder::command::{CommandBuilder, StringBuilder, SubCommandBuilder};
+
+fn buttons(ids: &[&str]) -> Vec<Component> {
+    vec![Component::ActionRow(ActionRow {
+        id: None,
+        components: ids
+            .iter()
+            .map(|id| {
+                Component::Button(Button {
+                    custom_id: Some((*id).into()),
+                    disabled: false,
+                    emoji: None,
+                    id: None,
+                    label: Some("Approve".into()),
+                    sku_id: None,
+                    style: ButtonStyle::Success,
+                    url: None,
+                })
+            })
+            .collect(),
+    })]
+}
+
+async fn post(sim: &Simulator, http: &Client, ids: &[&str]) -> Id<MessageMarker> {
+    let rows = buttons(ids);
+    http.create_message(Id::new(sim.config().channel_id))
+        .content("request")
+        .components(&rows)
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap()
+        .id
+}
+
+fn respond(
+    kind: InteractionResponseType,
+    data: Option<InteractionResponseData>,
+) -> InteractionResponse {
+    InteractionResponse { kind, data }
+}
+
+fn text(content: &str, flags: Option<MessageFlags>) -> InteractionResponseData {
+    InteractionResponseData {
+        content: Some(content.into()),
+        flags,
+        ..InteractionResponseData::default()
+    }
+}
+
+#[tokio::test]
+async fn callbacks_follow_discords_timing_rules() {
+    let sim = start(SimConfig {
+        // Roomy enough for a loaded 2-core machine to answer in time.
+        interaction_window: Duration::from_millis(500),
+        token_lifetime: Duration::from_millis(500),
+        ..SimConfig::default()
+    })
+    .await;
+    let cfg = sim.config().clone();
+    let mut bot = Bot::connect(&sim, &cfg.bot_token);
+    assert!(bot.ready().await);
+    let http = client(&sim, &cfg.bot_token);
+    let msg = post(&sim, &http, &["a", "b"]).await;
+    let app = http.interaction(Id::new(cfg.application_id));
+
+    let pressed_at = tokio::time::Instant::now();
+    let on_time = sim.press(&PressSpec::new(msg.get(), "a", 1)).unwrap();
+    let late = sim.press(&PressSpec::new(msg.get(), "b", 2)).unwrap();
+    for _ in 0..2 {
+        bot.interaction().await.unwrap();
+    }
+    let deferred = respond(InteractionResponseType::DeferredUpdateMessage, None);
+    app.create_response(Id::new(on_time.id()), on_time.token(), &deferred)
+        .await
+        .unwrap();
+    let again = app
+        .create_response(Id::new(on_time.id()), on_time.token(), &deferred)
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&again), Some((400, 40060)));
+    let unknown = app
+        .create_response(Id::new(on_time.id()), "not-the-token", &deferred)
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&unknown), Some((404, 10062)));
+
+    // Waiting out the window and the token's life is the behaviour under test.
+    tokio::time::sleep_until(pressed_at + Duration::from_millis(550)).await;
+    let too_late = app
+        .create_response(Id::new(late.id()), late.token(), &deferred)
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&too_late), Some((404, 10062)));
+    assert!(late.callback().is_none());
+    let expired = app
+        .update_response(on_time.token())
+        .content(Some("done"))
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&expired), Some((401, 50027)));
+}
+
+#[tokio::test]
+async fn deferred_update_then_edit_original() {
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let mut bot = Bot::connect(&sim, &cfg.bot_token);
+    assert!(bot.ready().await);
+    let http = client(&sim, &cfg.bot_token);
+    let msg = post(&sim, &http, &["approve"]).await;
+    let app = http.interaction(Id::new(cfg.application_id));
+
+    let press = sim.press(&PressSpec::new(msg.get(), "approve", 1)).unwrap();
+    let i = bot.interaction().await.unwrap();
+    app.create_response(
+        i.id,
+        &i.token,
+        &respond(InteractionResponseType::DeferredUpdateMessage, None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.message(msg.get()).unwrap().edited, 0);
+    app.update_response(&i.token)
+        .content(Some("Approved"))
+        .components(Some(&[]))
+        .await
+        .unwrap();
+    let edited = sim
+        .wait_for_edit(msg.get(), |m| m.edited == 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(edited.content, "Approved");
+    assert!(edited.live_buttons().is_empty());
+    assert_eq!(press.original_message().map(|m| m.id), Some(msg.get()));
+}
+
+#[tokio::test]
+async fn replies_deferred_replies_and_followups() {
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let mut bot = Bot::connect(&sim, &cfg.bot_token);
+    assert!(bot.ready().await);
+    let http = client(&sim, &cfg.bot_token);
+    let app = http.interaction(Id::new(cfg.application_id));
+    let msg = post(&sim, &http, &["approve"]).await;
+
+    // An ephemeral reply to a press leaves the message alone.
+    let press = sim.press(&PressSpec::new(msg.get(), "approve", 9)).unwrap();
+    let i = bot.interaction().await.unwrap();
+    let reply = respond(
+        InteractionResponseType::ChannelMessageWithSource,
+        Some(text(
+            "You may not approve this.",
+            Some(MessageFlags::EPHEMERAL),
+        )),
+    );
+    app.create_response(i.id, &i.token, &reply).await.unwrap();
+    let cb = press.response(WAIT).await.unwrap();
+    assert_eq!(cb.kind, 4);
+    assert!(cb.ephemeral);
+    let shown = press.original_message().unwrap();
+    assert!(shown.ephemeral() && shown.webhook);
+    assert_eq!(shown.interaction_id, Some(press.id()));
+    assert_eq!(sim.message(msg.get()).unwrap().edited, 0);
+    // Ephemeral messages are invisible to channel routes.
+    let hidden = http
+        .message(Id::new(cfg.channel_id), Id::new(shown.id))
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&hidden), Some((404, 10008)));
+
+    // A slash command answered with a deferred ephemeral reply, then filled in, then a
+    // follow-up.
+    let command = CommandBuilder::new(
+        "keygate",
+        "keygate",
+        twilight_model::application::command::CommandType::ChatInput,
+    )
+    .option(
+        SubCommandBuilder::new("revoke", "Revoke")
+            .option(StringBuilder::new("grant", "id").required(true)),
+    )
+    .build();
+    app.set_guild_commands(Id::new(cfg.guild_id), &[command])
+        .await
+        .unwrap();
+    let run = sim
+        .command(&CommandSpec::new(&["revoke"], 9).option("grant", "gnt_1"))
+        .unwrap();
+    let i = bot.interaction().await.unwrap();
+    let thinking = respond(
+        InteractionResponseType::DeferredChannelMessageWithSource,
+        Some(InteractionResponseData {
+            flags: Some(MessageFlags::EPHEMERAL),
+            ..InteractionResponseData::default()
+        }),
+    );
+    let with = app
+        .create_response(i.id, &i.token, &thinking)
+        .with_response()
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    assert_eq!(with.interaction.id, i.id);
+    assert_eq!(with.interaction.response_message_loading, Some(true));
+    assert!(run.original_message().unwrap().flags & 128 != 0);
+    app.update_response(&i.token)
+        .content(Some("Revoked gnt_1"))
+        .await
+        .unwrap();
+    let original = run.original_message().unwrap();
+    assert_eq!(original.content, "Revoked gnt_1");
+    assert!(original.ephemeral());
+    assert_eq!(original.flags & 128, 0);
+    assert_eq!(original.kind, 20);
+    app.create_followup(&i.token)
+        .content("and one more thing")
+        .await
+        .unwrap();
+    assert_eq!(run.followups().len(), 1);
+    assert_eq!(run.callback().map(|c| c.kind), Some(5));
+}
+
+#[tokio::test]
+async fn messages_follow_discords_rules_and_every_call_is_logged() {
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let http = client(&sim, &cfg.bot_token);
+
+    // Unknown channel.
+    let err = http
+        .create_message(Id::new(cfg.channel_id + 1))
+        .content("x")
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&err), Some((404, 10003)));
+
+    // allowed_mentions with nothing allowed: @everyone and <@1> ping nobody.
+    let none = AllowedMentions::default();
+    let quiet = http
+        .create_message(Id::new(cfg.channel_id))
+        .content("@everyone <@1> look")
+        .allowed_mentions(Some(&none))
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    let stored = sim.message(quiet.id.get()).unwrap();
+    assert!(stored.pings.is_empty(), "{:?}", stored.pings);
+    assert!(!quiet.mention_everyone);
+
+    // Edit and read back.
+    let edited = http
+        .update_message(Id::new(cfg.channel_id), quiet.id)
+        .content(Some("quiet now"))
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    assert_eq!(edited.content, "quiet now");
+    assert!(edited.edited_timestamp.is_some());
+    let read = http
+        .message(Id::new(cfg.channel_id), quiet.id)
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    assert_eq!(read.content, "quiet now");
+    // Clearing everything is refused, as on Discord.
+    let empty = http
+        .update_message(Id::new(cfg.channel_id), quiet.id)
+        .content(None)
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&empty), Some((400, 50006)));
+
+    // Duplicate custom ids are refused (twilight does not check this itself).
+    let rows = buttons(&["same", "same"]);
+    let dup = http
+        .create_message(Id::new(cfg.channel_id))
+        .components(&rows)
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&dup), Some((400, 50035)));
+
+    // A route the simulator does not serve.
+    let unknown = http.guild(Id::new(cfg.guild_id)).await.unwrap_err();
+    assert_eq!(discord_code(&unknown), Some((404, 0)));
+
+    let log = sim.rest_log();
+    let unserved: Vec<_> = log.iter().filter(|c| c.route.is_none()).collect();
+    assert_eq!(unserved.len(), 1);
+    assert_eq!(
+        unserved[0].path,
+        format!("/api/v10/guilds/{}", cfg.guild_id)
+    );
+    let create = log
+        .iter()
+        .find(|c| c.route == Some("create_message") && c.status == 200)
+        .unwrap();
+    assert_eq!(
+        create.body["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
+    assert!(create.raw_body.contains("@everyone"));
+    assert!(log.iter().all(|c| c.authorized));
+}
