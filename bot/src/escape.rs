@@ -12,8 +12,14 @@ pub fn inert(text: &str, max: usize) -> String {
         }
         match c {
             '\n' | '\r' | '\t' => out.push(' '),
-            // Markdown and link syntax.
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '(' | ')' | '-' | ':' => {
+            // Inline markdown and link syntax, anywhere.
+            '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // Headings, quotes and lists only mean something at the start (newlines
+            // are folded above, so the start of the text is the only line start).
+            '#' | '>' | '-' if count == 0 => {
                 out.push('\\');
                 out.push(c);
             }

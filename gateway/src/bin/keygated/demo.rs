@@ -1,21 +1,24 @@
-//! `keygated demo`: the whole flow on one machine, with nothing to set up. A daemon with
-//! an in-memory store in a fresh temporary directory, a demo policy, secret and agent; a
-//! request is filed, shown as an approver would see it, approved, and released. Then it
-//! keeps serving so the user can try `keygate` by hand.
+//! `keygated demo`: the whole flow on one machine, with nothing to set up and no Discord
+//! account. A Discord simulator (the real gateway and REST protocols on loopback) stands
+//! in for Discord; a daemon with an in-memory store, a demo policy, secret and agent
+//! connects to it as it would to Discord. A request is filed, shown as Discord shows it,
+//! approved with a button press, and released. Then it keeps running so the user can try
+//! `keygate` by hand.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use keygate_gateway::audit::Actor;
-use keygate_gateway::config::Config;
-use keygate_gateway::gate::{Outcome, Verdict};
+use keygate_bot::sim::{PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_gateway::config::{Config, DiscordConfig};
 use keygate_gateway::identity::Caller;
 use keygate_proto::api::FileRequest;
 use keygate_proto::{AgentName, SecretName, SecretValue};
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::serve;
+
+const APPROVER: u64 = 100_000_000_000_000_001;
 
 const DEMO_POLICY: &str = r#"
 [defaults]
@@ -40,28 +43,81 @@ fn say(text: &str) {
     println!("{text}");
 }
 
-/// Pretends to be Discord's rendering of an approval message, in the terminal.
-fn card(view: &keygate_proto::api::RequestView) -> String {
+/// Markdown and Discord timestamps as a reader sees them.
+fn shown(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("<t:") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 3..];
+        let stamp = tail.split_once('>').and_then(|(inner, after)| {
+            let secs: u64 = inner.split(':').next()?.parse().ok()?;
+            Some((secs, after))
+        });
+        match stamp {
+            Some((secs, after)) => {
+                let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+                out.push_str(&keygate_proto::duration::rfc3339(t));
+                rest = after;
+            }
+            None => {
+                out.push_str("<t:");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    let mut plain = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(char::is_ascii_punctuation) {
+            continue;
+        }
+        if c != '\u{200B}' {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// A message as Discord would show it, in the terminal.
+fn card(m: &SimMessage) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "  ┌─ keygate: approval needed ─────────────────────────────"
-    );
-    let _ = writeln!(s, "  │ Agent    {}", view.agent);
-    let secrets: Vec<&str> = view.secrets.iter().map(SecretName::as_str).collect();
-    let _ = writeln!(s, "  │ Secret   {}", secrets.join(", "));
-    let _ = writeln!(s, "  │ Reason   {}", view.reason);
-    let _ = writeln!(
-        s,
-        "  │ TTL      {}",
-        keygate_proto::duration::format(Duration::from_secs(view.ttl_seconds))
-    );
-    let _ = writeln!(s, "  │ Request  {}", view.id);
-    let _ = writeln!(s, "  │ Expires  {}", view.expires_at);
-    let _ = writeln!(s, "  │ [ Approve ]  [ Deny ]");
+    for e in &m.embeds {
+        let title = e["title"].as_str().unwrap_or("");
+        let _ = writeln!(s, "  ┌─ {}", shown(title));
+        for f in e["fields"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  │ {:<12} {}",
+                f["name"].as_str().unwrap_or(""),
+                shown(f["value"].as_str().unwrap_or("")).replace('\n', ", ")
+            );
+        }
+        if let Some(footer) = e["footer"]["text"].as_str() {
+            let _ = writeln!(s, "  │ {footer}");
+        }
+    }
+    let buttons: Vec<String> = m
+        .live_buttons()
+        .iter()
+        .map(|b| {
+            let colour = match b.style {
+                3 => "green",
+                4 => "red",
+                _ => "grey",
+            };
+            format!("[ {} ({colour}) ]", b.label.as_deref().unwrap_or(""))
+        })
+        .collect();
+    if buttons.is_empty() {
+        let _ = writeln!(s, "  │ (no buttons)");
+    } else {
+        let _ = writeln!(s, "  │ {}", buttons.join("  "));
+    }
     let _ = write!(
         s,
-        "  └────────────────────────────────────────────────────────"
+        "  └──────────────────────────────────────────────────────"
     );
     s
 }
@@ -72,24 +128,41 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     let root = dir.path();
-    for sub in ["config", "data", "state", "run"] {
-        std::fs::create_dir_all(root.join(sub))?;
-    }
-    // The demo's daemon lives entirely in the temporary directory.
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .context("cannot start the Discord simulator")?;
+    let sc = sim.config().clone();
+
     let policies = root.join("config/keygate/policies.toml");
     std::fs::create_dir_all(root.join("config/keygate"))?;
     std::fs::write(&policies, DEMO_POLICY)?;
     let mut config = Config::for_root(root);
     config.store = keygate_gateway::store::Choice::Forced(keygate_gateway::store::Backend::Memory);
     config.policies = policies;
+    config.discord = Some(DiscordConfig {
+        token: SecretString::from(sc.bot_token.clone()),
+        channel_id: sc.channel_id,
+        guild_id: Some(sc.guild_id),
+        api_url: Some(sim.rest_url()),
+        gateway_url: Some(sim.gateway_url()),
+    });
 
-    say("keygate demo: a gateway that asks a human before an agent gets a secret.\n");
+    say("keygate demo: an agent asks for a secret, a human approves it in Discord, and only");
+    say(
+        "then does keygated release it. A Discord simulator on this machine stands in for Discord.\n",
+    );
     say(&format!(
-        "1. Starting keygated in {} with an in-memory secret store.",
+        "1. Started the Discord simulator ({}) and keygated in {}.",
+        sim.gateway_url(),
         root.display()
     ));
     let running = serve::start(&config).await?;
     let gate = std::sync::Arc::clone(&running.gate);
+    if let Some(d) = &running.discord
+        && !d.wait_connected(Duration::from_secs(10)).await
+    {
+        anyhow::bail!("the bot did not connect to the simulator");
+    }
 
     let secret = SecretName::new("demo/api-key")?;
     gate.set_secret(secret.clone(), SecretValue::new("demo-value-1234".into()))
@@ -103,44 +176,54 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
             &agent,
             FileRequest {
                 secrets: vec![secret.clone()],
-                reason: "run the demo".into(),
+                reason: "deploy the demo app".into(),
                 ttl: None,
                 command: None,
                 host: Some("demo-host".into()),
             },
         )
         .await?;
-    say("3. The agent asked for it (`keygate get demo/api-key --reason \"run the demo\"`).");
-    say("   The policy says: ask. Approvers see this message:\n");
-    say(&card(&view));
+    let id = view.id.to_string();
+    let posted = sim
+        .wait_for_message(|m| m.text().contains(&id), Duration::from_secs(10))
+        .await
+        .context("the request never reached the channel")?;
+    say("3. The agent asked: `keygate get demo/api-key --reason \"deploy the demo app\"`.");
+    say("   The policy says: ask. The bot posted this to the approval channel:\n");
+    say(&card(&posted));
 
-    let by = Actor {
-        who: "demo-approver".into(),
-        via: "terminal",
-    };
-    let outcome = gate
-        .decide(&view.id, Verdict::Approve { ttl: None }, by, None)
-        .await?;
-    let Outcome::Decided(decided) = outcome else {
-        anyhow::bail!("the demo approval did not decide the request");
-    };
+    let approve = posted
+        .live_buttons()
+        .into_iter()
+        .find(|b| b.style == 3)
+        .and_then(|b| b.custom_id)
+        .context("no Approve button")?;
+    let started = Instant::now();
+    let press = sim.press(&PressSpec {
+        username: "demo-approver".into(),
+        ..PressSpec::new(posted.id, approve, APPROVER)
+    })?;
+    let callback = press
+        .response(Duration::from_secs(5))
+        .await
+        .context("the bot did not answer the press")?;
+    let released = gate.release(&agent, &secret, None).await?;
+    let round_trip = started.elapsed();
+    let updated = sim.message(posted.id).context("the message disappeared")?;
     say(&format!(
-        "\n4. The demo approver pressed Approve: the request is {}.",
-        decided.status.as_str()
+        "\n4. The demo approver tapped Approve. The bot answered Discord in {:.1} ms and the",
+        callback.elapsed.as_secs_f64() * 1000.0
     ));
-    let release = gate.release(&agent, &secret, None).await?;
+    say("   message now reads:\n");
+    say(&card(&updated));
     say(&format!(
-        "5. Released to the agent: demo/api-key = {} (grant {}, ends {}).",
-        release.value.expose(),
-        release.grant.as_ref().map_or("-", |g| g.id.as_str()),
-        release
-            .grant
-            .as_ref()
-            .map_or("-", |g| g.expires_at.as_str())
+        "\n5. Released to the agent {:.1} ms after the tap: demo/api-key = {}",
+        round_trip.as_secs_f64() * 1000.0,
+        released.value.expose()
     ));
     for g in gate.list_grants(&Caller::Operator) {
         say(&format!(
-            "6. Live grant: {} for {} on {} until {}, approved by {}.",
+            "6. Live grant {} for {} on {}, until {}, approved by {}.",
             g.id,
             g.agent,
             g.secrets
@@ -164,21 +247,28 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let url = format!("unix://{}", config.socket.display());
-    say("\nThe demo daemon keeps running. In another terminal, try:\n");
+    say("\nThe demo keeps running. In another terminal, try it by hand:\n");
     say(&format!("  export KEYGATE_URL={url}"));
     say(&format!(
-        "  export KEYGATE_TOKEN=$(cat {})   # the operator",
-        config.paths.operator_token().display()
-    ));
-    say("  keygate status; keygate grants; keygate audit");
-    say(&format!(
-        "  KEYGATE_TOKEN={} keygate get demo/other --reason test &   # an agent waits",
+        "  KEYGATE_TOKEN={} keygate get demo/other --reason test   # an agent waits",
         token.expose_secret()
     ));
-    say("  keygate requests; keygate approve <request id>             # you decide");
-    say("\nPress Ctrl-C to stop; the temporary directory is removed.");
+    say(&format!(
+        "  curl -s {}/messages                                  # what the channel shows",
+        sim.control_url()
+    ));
+    say(&format!(
+        "  curl -s -X POST {}/press -d '{{\"message_id\": \"<id>\", \"custom_id\": \"kg:a:<request id>\", \"user_id\": \"{APPROVER}\"}}'",
+        sim.control_url()
+    ));
+    say(&format!(
+        "  KEYGATE_TOKEN=$(cat {}) keygate requests   # or approve as the operator: keygate approve <id>",
+        config.paths.operator_token().display()
+    ));
+    say("\nCtrl-C stops the demo and removes its temporary directory.");
     tokio::signal::ctrl_c().await.ok();
     running.shut_down().await;
+    drop(sim);
     drop(dir);
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod demo;
 mod serve;
+mod simulator;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,17 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Run a Discord simulator on this machine: Discord's real gateway and REST protocols
+    /// on loopback, and an HTTP control API that presses buttons. Point keygated at it to
+    /// try keygate or test agents with no Discord account (docs/discord-simulator.md).
+    Simulator {
+        #[arg(long)]
+        gateway_port: Option<u16>,
+        #[arg(long)]
+        rest_port: Option<u16>,
+        #[arg(long)]
+        control_port: Option<u16>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +94,11 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::run(cli.config.as_deref()).await,
             Command::Demo { once } => demo::run(once).await,
+            Command::Simulator {
+                gateway_port,
+                rest_port,
+                control_port,
+            } => simulator::run(gateway_port, rest_port, control_port).await,
         }
     });
     match result {
