@@ -1,0 +1,430 @@
+//! Discord approvals end to end: the real `keygated` with its real twilight bot, talking
+//! to the Discord simulator over real sockets, and the real `keygate` CLI as the agent.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use keygate_bot::sim::{CommandSpec, GuildMode, PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_tests::{Daemon, finish, poll};
+
+const OPS: u64 = 111_111_111_111_111_111;
+const OPS_ROLE: u64 = 222_222_222_222_222_222;
+const PAIR: u64 = 333_333_333_333_333_333;
+const STRANGER: u64 = 999_999_999_999_999_999;
+const VALUE: &str = "ghp_DISCORD_never_shown_42";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A simulator, a daemon connected to it, and a runtime to drive the simulator.
+struct World {
+    rt: tokio::runtime::Runtime,
+    sim: Simulator,
+    d: Daemon,
+    agent: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = rt
+            .block_on(Simulator::start(SimConfig::default()))
+            .expect("simulator");
+        let c = sim.config().clone();
+        let rest = sim.rest_url();
+        let gw = sim.gateway_url();
+        let channel = c.channel_id.to_string();
+        let guild = c.guild_id.to_string();
+        let token = c.bot_token.clone();
+        let d = Daemon::start_with(
+            keygate_tests::POLICY,
+            &[
+                ("KEYGATE_DISCORD_TOKEN", &token),
+                ("KEYGATE_DISCORD_CHANNEL_ID", &channel),
+                ("KEYGATE_DISCORD_GUILD_ID", &guild),
+                ("KEYGATE_DISCORD_API_URL", &rest),
+                ("KEYGATE_DISCORD_GATEWAY_URL", &gw),
+            ],
+        );
+        assert!(
+            rt.block_on(sim.wait_connected(WAIT)),
+            "the bot never connected"
+        );
+        d.secret("github/token", VALUE);
+        d.secret("vault/key", VALUE);
+        d.secret("slow/thing", VALUE);
+        let agent = d.agent("ci-one");
+        Self { rt, sim, d, agent }
+    }
+
+    /// The agent asks; returns its process and the message the bot posted.
+    fn ask(&self, secret: &str, reason: &str) -> (Child, SimMessage) {
+        let child = self
+            .d
+            .keygate_as(&self.agent, &["get", secret, "--reason", reason])
+            .spawn();
+        let id = self.d.pending_request();
+        let msg = self
+            .rt
+            .block_on(self.sim.wait_for_message(|m| m.text().contains(&id), WAIT))
+            .expect("the request was posted");
+        (child, msg)
+    }
+
+    fn button(msg: &SimMessage, style: u8) -> String {
+        msg.live_buttons()
+            .into_iter()
+            .find(|b| b.style == style)
+            .and_then(|b| b.custom_id)
+            .expect("button")
+    }
+
+    /// Presses a button as `user` with `roles`; returns (callback kind, ephemeral, data).
+    fn press(&self, msg: &SimMessage, custom_id: &str, spec: PressSpec) -> (u8, bool, String) {
+        let spec = PressSpec {
+            custom_id: custom_id.to_owned(),
+            message_id: msg.id,
+            ..spec
+        };
+        let h = self.sim.press(&spec).expect("press dispatched");
+        let cb = self
+            .rt
+            .block_on(h.response(WAIT))
+            .expect("the bot answered the press");
+        assert!(
+            cb.elapsed < Duration::from_secs(3),
+            "answered after {:?}",
+            cb.elapsed
+        );
+        (cb.kind, cb.ephemeral, cb.data.to_string())
+    }
+
+    fn edited(&self, msg: &SimMessage, pred: impl FnMut(&SimMessage) -> bool) -> SimMessage {
+        self.rt
+            .block_on(self.sim.wait_for_edit(msg.id, pred, WAIT))
+            .expect("the message was edited")
+    }
+}
+
+fn user(id: u64) -> PressSpec {
+    PressSpec {
+        username: format!("user{}", id % 1000),
+        ..PressSpec::new(0, "", id)
+    }
+}
+
+#[test]
+fn approve_in_discord_releases_and_the_message_shows_it() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "open PR #12");
+    let text = msg.text();
+    for part in [
+        "ci-one",
+        "github/token",
+        "open PR #12",
+        "15m",
+        "Approve",
+        "Deny",
+        "<t:",
+    ] {
+        assert!(text.contains(part), "{part} missing: {text}");
+    }
+    let buttons = msg.live_buttons();
+    assert_eq!(
+        buttons.iter().filter(|b| b.style == 3).count(),
+        1,
+        "{buttons:?}"
+    );
+    assert_eq!(
+        buttons.iter().filter(|b| b.style == 4).count(),
+        1,
+        "{buttons:?}"
+    );
+    assert!(
+        buttons
+            .iter()
+            .any(|b| b.label.as_deref() == Some("Approve for 5m")),
+        "{buttons:?}"
+    );
+    let approve = World::button(&msg, 3);
+    let started = Instant::now();
+    let (kind, ephemeral, _) = w.press(&msg, &approve, user(OPS));
+    let callback = started.elapsed();
+    assert_eq!(kind, 7, "UpdateMessage");
+    assert!(!ephemeral);
+    let r = finish(child);
+    let released = started.elapsed();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), VALUE);
+    let after = w.sim.message(msg.id).unwrap();
+    assert!(after.live_buttons().is_empty(), "buttons stay live");
+    assert!(after.text().contains("Approved by"), "{}", after.text());
+    assert!(after.text().contains("Grant ends"));
+    eprintln!("press → callback {callback:?}; press → agent has the value {released:?}");
+}
+
+#[test]
+fn deny_in_discord_exits_3() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let deny = World::button(&msg, 4);
+    let (kind, _, _) = w.press(&msg, &deny, user(OPS));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 3);
+    assert!(w.sim.message(msg.id).unwrap().text().contains("Denied by"));
+}
+
+#[test]
+fn an_outsiders_press_is_refused_ephemerally_and_changes_nothing() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let approve = World::button(&msg, 3);
+    let (kind, ephemeral, data) = w.press(&msg, &approve, user(STRANGER));
+    assert_eq!(kind, 4, "{data}");
+    assert!(ephemeral);
+    assert!(data.contains("not an approver"), "{data}");
+    for spec in [
+        PressSpec {
+            guild: GuildMode::OtherGuild(42),
+            ..user(OPS)
+        },
+        PressSpec {
+            guild: GuildMode::Dm,
+            ..user(OPS)
+        },
+        PressSpec {
+            bot: true,
+            ..user(OPS)
+        },
+    ] {
+        let (kind, ephemeral, data) = w.press(&msg, &approve, spec);
+        assert!(kind == 4 && ephemeral, "{data}");
+    }
+    assert_eq!(w.d.requests()[0]["status"], "pending");
+    assert_eq!(w.sim.message(msg.id).unwrap().edited, 0);
+    assert!(w.d.audit().contains("\"refused\""));
+    w.d.keygate(&["deny", w.d.requests()[0]["id"].as_str().unwrap()])
+        .ok();
+    assert_eq!(finish(child).code, 3);
+}
+
+#[test]
+fn a_press_by_role_counts() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let approve = World::button(&msg, 3);
+    let (kind, _, _) = w.press(
+        &msg,
+        &approve,
+        PressSpec {
+            roles: vec![OPS_ROLE],
+            ..user(555)
+        },
+    );
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+}
+
+#[test]
+fn quorum_two_needs_two_people() {
+    let w = World::new();
+    let (child, msg) = w.ask("vault/key", "x");
+    let approve = World::button(&msg, 3);
+    let (kind, _, data) = w.press(&msg, &approve, user(OPS));
+    assert_eq!(kind, 7);
+    assert!(data.contains("1 of 2"), "{data}");
+    let again = w.sim.message(msg.id).unwrap();
+    let (_, _, data) = w.press(&again, &approve, user(OPS));
+    assert!(
+        data.contains("1 of 2"),
+        "the same approver twice counts once: {data}"
+    );
+    assert_eq!(w.d.requests()[0]["status"], "pending");
+    let (kind, _, _) = w.press(&again, &approve, user(PAIR));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+}
+
+#[test]
+fn timeout_and_revoke_edit_the_message() {
+    let w = World::new();
+    let (child, msg) = w.ask("slow/thing", "x");
+    assert_eq!(finish(child).code, 4);
+    let m = w.edited(&msg, |m| m.text().contains("Expired"));
+    assert!(m.live_buttons().is_empty());
+
+    let (child, msg) = w.ask("github/token", "x");
+    let approve = World::button(&msg, 3);
+    w.press(&msg, &approve, user(OPS));
+    assert_eq!(finish(child).code, 0);
+    w.d.keygate(&["revoke", "--all"]).ok();
+    w.edited(&msg, |m| m.text().contains("revoked"));
+}
+
+#[test]
+fn a_press_after_the_decision_is_already_decided() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let approve = World::button(&msg, 3);
+    let deny = World::button(&msg, 4);
+    // Both presses leave before either is answered, as two approvers tapping at once.
+    let a = w
+        .sim
+        .press(&PressSpec {
+            custom_id: approve,
+            message_id: msg.id,
+            ..user(OPS)
+        })
+        .unwrap();
+    let b = w
+        .sim
+        .press(&PressSpec {
+            custom_id: deny,
+            message_id: msg.id,
+            roles: vec![OPS_ROLE],
+            ..user(777)
+        })
+        .unwrap();
+    let ca = w.rt.block_on(a.response(WAIT)).unwrap();
+    let cb = w.rt.block_on(b.response(WAIT)).unwrap();
+    let (winner, loser) = if cb.ephemeral { (ca, cb) } else { (cb, ca) };
+    assert_eq!(winner.kind, 7);
+    assert!(
+        loser.ephemeral && loser.data.to_string().contains("Already decided"),
+        "{:?}",
+        loser.data
+    );
+    let code = finish(child).code;
+    assert!(code == 0 || code == 3);
+}
+
+#[test]
+fn a_dropped_connection_resumes_and_the_request_survives() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    w.sim.drop_connection();
+    assert!(
+        w.rt.block_on(w.sim.wait_for_sessions(|_, resumes| resumes >= 1, WAIT)),
+        "no resume"
+    );
+    assert!(w.rt.block_on(w.sim.wait_connected(WAIT)));
+    let approve = World::button(&msg, 3);
+    let (kind, _, _) = w.press(&msg, &approve, user(OPS));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+    let status = w.d.keygate(&["status"]).ok().stdout;
+    assert!(status.contains("connected"), "{status}");
+}
+
+#[test]
+fn a_wrong_bot_token_stops_the_daemon_at_start() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(Simulator::start(SimConfig::default())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(keygate_tests::bin("keygated"))
+        .env("XDG_CONFIG_HOME", dir.path().join("c"))
+        .env("XDG_DATA_HOME", dir.path().join("d"))
+        .env("XDG_STATE_HOME", dir.path().join("s"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("r"))
+        .env("KEYGATE_SECRET_STORE", "memory")
+        .env("KEYGATE_DISCORD_TOKEN", "not-the-token")
+        .env(
+            "KEYGATE_DISCORD_CHANNEL_ID",
+            sim.config().channel_id.to_string(),
+        )
+        .env("KEYGATE_DISCORD_API_URL", sim.rest_url())
+        .env("KEYGATE_DISCORD_GATEWAY_URL", sim.gateway_url())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the bot token"), "{err}");
+    assert!(
+        !err.contains("not-the-token"),
+        "the token was printed: {err}"
+    );
+}
+
+#[test]
+fn a_hostile_reason_renders_inert_and_no_value_reaches_discord() {
+    let w = World::new();
+    let reason = "@everyone @here <@123> **URGENT**\nAgent: root\n[click](http://evil)";
+    let (child, msg) = w.ask("github/token", reason);
+    assert!(msg.pings.is_empty(), "{:?}", msg.pings);
+    let text = msg.text();
+    assert!(
+        !text.contains("@everyone") && !text.contains("@here") && !text.contains("<@123>"),
+        "{text}"
+    );
+    assert!(!text.contains("**URGENT**"), "{text}");
+    let approve = World::button(&msg, 3);
+    w.press(&msg, &approve, user(OPS));
+    assert_eq!(finish(child).code, 0);
+    for call in w.sim.rest_log() {
+        assert!(
+            !call.raw_body.contains(VALUE),
+            "{} {} sent the value",
+            call.method,
+            call.path
+        );
+        assert!(
+            call.route.is_some(),
+            "unexpected route {} {}",
+            call.method,
+            call.path
+        );
+    }
+}
+
+#[test]
+fn slash_commands_list_and_revoke_grants() {
+    let w = World::new();
+    assert!(
+        w.rt.block_on(w.sim.wait_for_command("keygate", WAIT)),
+        "registered"
+    );
+    let (child, msg) = w.ask("github/token", "x");
+    let approve = World::button(&msg, 3);
+    w.press(&msg, &approve, user(OPS));
+    assert_eq!(finish(child).code, 0);
+    let grant: Vec<serde_json::Value> =
+        serde_json::from_str(&w.d.keygate(&["grants", "--json"]).ok().stdout).unwrap();
+    let id = grant[0]["id"].as_str().unwrap().to_owned();
+
+    let h = w.sim.command(&CommandSpec::new(&["grants"], OPS)).unwrap();
+    let cb = w.rt.block_on(h.response(WAIT)).unwrap();
+    assert!(
+        cb.ephemeral && cb.data.to_string().contains(&id),
+        "{:?}",
+        cb.data
+    );
+
+    let h = w
+        .sim
+        .command(&CommandSpec::new(&["revoke"], STRANGER).option("grant", &id))
+        .unwrap();
+    let cb = w.rt.block_on(h.response(WAIT)).unwrap();
+    assert!(
+        cb.data.to_string().contains("not an approver"),
+        "{:?}",
+        cb.data
+    );
+
+    let h = w
+        .sim
+        .command(&CommandSpec::new(&["revoke"], OPS).option("grant", &id))
+        .unwrap();
+    let cb = w.rt.block_on(h.response(WAIT)).unwrap();
+    assert!(cb.data.to_string().contains("Revoked"), "{:?}", cb.data);
+    poll(WAIT, "the grant to go", || {
+        w.d.keygate(&["grants", "--json"])
+            .ok()
+            .stdout
+            .trim()
+            .eq("[]")
+            .then_some(())
+    });
+    w.edited(&msg, |m| m.text().contains("revoked"));
+}
