@@ -385,8 +385,10 @@ async fn main() {
     approval_round_trip(arg("--approvals", 200)).await;
 }
 
-/// 5. From the simulator sending an approver's INTERACTION_CREATE to the waiting agent
-/// holding the value; and the idle RSS of a daemon connected to the simulator.
+/// Section 5: from the simulator sending an approver's INTERACTION_CREATE to the waiting
+/// agent holding the value; and section 6: the idle RSS of a daemon connected to the
+/// simulator.
+#[allow(clippy::many_single_char_names)]
 async fn approval_round_trip(n: u64) {
     use keygate_bot::sim::{PressSpec, SimConfig, Simulator};
     let sim = Simulator::start(SimConfig::default())
