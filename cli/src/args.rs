@@ -42,6 +42,21 @@ pub enum Command {
     /// request.
     Get(GetArgs),
     /// Run a command with secrets in its environment only, masked in its output.
+    ///
+    /// The secrets come from `-e VAR=SECRET`, `-s SECRET`, and variables in the
+    /// environment whose value is `keygate://SECRET`; one request asks for all of them,
+    /// bound to this exact command line. The child gets the values in its environment
+    /// only (never argv, never a file) and never sees KEYGATE_TOKEN. Every value it
+    /// prints on stdout or stderr becomes `<keygate:NAME>`. When the grant is revoked or
+    /// expires, the child gets SIGTERM, then SIGKILL after --grace. keygate exits with
+    /// the child's code, or 128 + N when a signal N ended it.
+    #[command(after_long_help = "\
+EXAMPLES:
+  keygate exec -s openai/api-key -- python agent.py     # OPENAI_API_KEY=<value>
+  keygate exec -e GH_TOKEN=github/token -- gh pr list
+  DB_URL=keygate://db/url keygate exec -- ./migrate.sh  # DB_URL becomes the value
+
+See docs/exec.md for masking's limits, signals and terminals.")]
     Exec(ExecArgs),
     /// List requests (pending and recently decided).
     Requests(ListArgs),
@@ -112,6 +127,19 @@ pub struct ExecArgs {
     /// How long the grant should live (cut to the policy's max_ttl).
     #[arg(long, value_parser = duration)]
     pub ttl: Option<Duration>,
+    /// Give up waiting for approval after this long (exit 4).
+    #[arg(long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// How long the child has to stop after SIGTERM before it gets SIGKILL.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub grace: Duration,
+    /// Pass the child's stdout and stderr through untouched: values are not masked.
+    #[arg(long)]
+    pub no_masking: bool,
+    /// When the operator changes one of the secrets, restart the child with the new
+    /// value (SIGTERM, --grace, SIGKILL, start again).
+    #[arg(long)]
+    pub restart_on_change: bool,
     /// Put SECRET in the child's environment as VAR (repeatable).
     #[arg(short = 'e', value_name = "VAR=SECRET")]
     pub env: Vec<String>,

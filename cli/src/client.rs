@@ -18,10 +18,12 @@ use zeroize::Zeroizing;
 
 use crate::failure::{Exit, Failure, Outcome};
 
-/// A failed call: the daemon's error code (`no_grant`, ...) beside the failure.
+/// A failed call: the daemon's error code (`no_grant`, ...) and HTTP status (0 when the
+/// daemon did not answer) beside the failure.
 #[derive(Debug)]
 pub struct CallError {
     pub code: String,
+    pub status: u16,
     pub failure: Failure,
 }
 
@@ -31,7 +33,7 @@ impl From<CallError> for Failure {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Client {
     socket: PathBuf,
     token: Option<Zeroizing<String>>,
@@ -79,8 +81,20 @@ impl Client {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, CallError> {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`Client::call`] with extra headers.
+    pub async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        headers: &[(&str, &str)],
+    ) -> Result<T, CallError> {
         let plain = |exit, message: String| CallError {
             code: String::new(),
+            status: 0,
             failure: Failure::new(exit, message),
         };
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
@@ -113,6 +127,9 @@ impl Client {
         }
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(&bytes)))
@@ -162,6 +179,7 @@ impl Client {
         }
         Err(CallError {
             code: err.error,
+            status: status.as_u16(),
             failure: Failure::new(exit, message),
         })
     }

@@ -13,9 +13,9 @@ use clap::Parser as _;
 
 use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
 use crate::commands::{
-    agents, audit, decide, get, grants, policy, requests, secrets, status, store,
+    agents, audit, decide, exec, get, grants, policy, requests, secrets, status, store,
 };
-use crate::failure::{Exit, Failure, Outcome};
+use crate::failure::{Exit, Outcome};
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("keygate: {failure}");
             ExitCode::from(failure.exit as u8)
@@ -38,13 +38,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Outcome {
+/// Runs one command; the exit code on success (0, or `exec`'s child's own).
+async fn run(command: Command) -> Outcome<u8> {
     let client = client::Client::from_env()?;
-    match command {
+    let done = match command {
+        Command::Exec(args) => return exec::run(&client, args).await,
         Command::Get(args) => get::run(&client, args).await,
-        Command::Exec(_) => Err(Failure::error(
-            "`keygate exec` is not built yet: use `keygate get` for now",
-        )),
         Command::Requests(args) => requests::list(&client, args).await,
         Command::Cancel { request } => requests::cancel(&client, request).await,
         Command::Approve { request, ttl } => decide::approve(&client, request, ttl).await,
@@ -64,5 +63,6 @@ async fn run(command: Command) -> Outcome {
         Command::Lock => store::lock(&client).await,
         Command::Audit(args) => audit::run(&client, args).await,
         Command::Status(args) => status::run(&client, args).await,
-    }
+    };
+    done.map(|()| 0)
 }

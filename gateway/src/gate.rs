@@ -3,6 +3,7 @@
 //! layer only authenticates and translates HTTP; everything that matters happens here.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -96,6 +97,8 @@ pub struct Gate {
     /// Decrypted values, so a grant hit needs no keychain or disk round trip; zeroized on
     /// drop, cleared on lock and on every change to a secret.
     values: RwLock<HashMap<SecretName, SecretValue>>,
+    /// Bumped (under the `values` write lock) whenever a cached value becomes stale.
+    values_generation: AtomicU64,
     requests: Requests,
     grants: Grants,
     pub(crate) audit: AuditLog,
@@ -168,6 +171,7 @@ impl Gate {
             policy: RwLock::new(Arc::new(policy)),
             store,
             values: RwLock::default(),
+            values_generation: AtomicU64::new(0),
             requests: Requests::default(),
             grants,
             audit,
@@ -178,7 +182,8 @@ impl Gate {
             started: Instant::now(),
             shutting_down,
             known: Mutex::default(),
-            epoch: watch::channel(0).0,
+            // 0 means "no epoch seen yet" to watchers, so real epochs start at 1.
+            epoch: watch::channel(1).0,
             changes: Mutex::default(),
         });
         (gate, ended)
@@ -723,23 +728,41 @@ impl Gate {
         }
         let store = Arc::clone(&self.store);
         let key = name.clone();
+        // A change to the secret while the store is read must not be overwritten by the
+        // old value: only cache what was read if no change came in between.
+        let generation = self.values_generation.load(Ordering::Acquire);
         let found = tokio::task::spawn_blocking(move || store.get(&key))
             .await
             .map_err(|e| GateError::Conflict(format!("store task failed: {e}")))??;
         if let Some(v) = &found {
-            self.values
+            let mut values = self
+                .values
                 .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(name.clone(), v.clone());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.values_generation.load(Ordering::Acquire) == generation {
+                values.entry(name.clone()).or_insert_with(|| v.clone());
+            }
         }
         Ok(found)
     }
 
-    fn forget_values(&self) {
-        self.values
+    /// Drops cached values (all, or one) and marks the change for readers in flight.
+    fn invalidate_values(&self, name: Option<&SecretName>) {
+        let mut values = self
+            .values
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.values_generation.fetch_add(1, Ordering::AcqRel);
+        match name {
+            Some(n) => {
+                values.remove(n);
+            }
+            None => values.clear(),
+        }
+    }
+
+    fn forget_values(&self) {
+        self.invalidate_values(None);
     }
 
     // ----- grants -------------------------------------------------------------------
@@ -849,10 +872,7 @@ impl Gate {
         self.audit.record(&Event::SecretSet { name: &name, size })?;
         let key = name.clone();
         let meta = self.blocking(move |s| s.set(&key, &value)).await?;
-        self.values
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&name);
+        self.invalidate_values(Some(&name));
         self.secret_changed(name);
         Ok(meta)
     }
@@ -861,10 +881,7 @@ impl Gate {
         self.audit.record(&Event::SecretRemoved { name: &name })?;
         let key = name.clone();
         let removed = self.blocking(move |s| s.remove(&key)).await?;
-        self.values
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&name);
+        self.invalidate_values(Some(&name));
         self.secret_changed(name);
         Ok(removed)
     }
@@ -1005,16 +1022,18 @@ impl Gate {
     }
 
     fn secret_changed(&self, name: SecretName) {
-        self.epoch.send_modify(|e| *e += 1);
-        let epoch = *self.epoch.borrow();
+        // Record the change before announcing its epoch, so a watcher woken by the new
+        // epoch always finds it.
         let mut changes = self
             .changes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let epoch = *self.epoch.borrow() + 1;
         changes.push_back((epoch, name));
         while changes.len() > MAX_CHANGES {
             changes.pop_front();
         }
+        self.epoch.send_modify(|e| *e = (*e).max(epoch));
     }
 
     fn purge_known(&self) {

@@ -61,7 +61,7 @@ fn print(release: &Release) -> Outcome {
         .map_err(|e| Failure::error(format!("cannot write the value to stdout: {e}")))
 }
 
-fn announce(view: &RequestView) {
+pub fn announce(view: &RequestView) {
     let by = if view.approvals.is_empty() {
         view.decided_by.clone().unwrap_or_default()
     } else {

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod audit;
 pub mod decide;
+pub mod exec;
 pub mod get;
 pub mod grants;
 pub mod policy;

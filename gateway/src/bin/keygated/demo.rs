@@ -54,16 +54,13 @@ fn shown(text: &str) -> String {
             let secs: u64 = inner.split(':').next()?.parse().ok()?;
             Some((secs, after))
         });
-        match stamp {
-            Some((secs, after)) => {
-                let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
-                out.push_str(&keygate_proto::duration::rfc3339(t));
-                rest = after;
-            }
-            None => {
-                out.push_str("<t:");
-                rest = tail;
-            }
+        if let Some((secs, after)) = stamp {
+            let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+            out.push_str(&keygate_proto::duration::rfc3339(t));
+            rest = after;
+        } else {
+            out.push_str("<t:");
+            rest = tail;
         }
     }
     out.push_str(rest);

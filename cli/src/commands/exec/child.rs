@@ -1,0 +1,276 @@
+//! Starting the child and carrying its output: its environment (ours, less
+//! KEYGATE_TOKEN, plus the secrets), and its stdout and stderr, through the masker.
+//!
+//! With masking on, each of the child's output streams goes to a pipe, or, when ours is
+//! a terminal, to a pseudo-terminal, so that the child still sees a tty (`isatty`, the
+//! window size, colours, line buffering). A thread per stream reads it, masks it and
+//! writes it to our stream as it comes. When stdout and stderr are the same terminal,
+//! the child gets one pty for both, so their order on screen is kept. The pty is not the
+//! child's controlling terminal: stdin, job control and Ctrl-C stay with the real one.
+//! With `--no-masking` the child simply inherits our stdout and stderr.
+
+use std::fs::File;
+use std::io::{self, IsTerminal as _};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::process::Stdio;
+use std::time::Duration;
+
+use keygate_cli::mask::{Masker, pump};
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+use rustix::pty::OpenptFlags;
+use rustix::termios::{OptionalActions, OutputModes};
+use tokio::sync::oneshot;
+use zeroize::Zeroizing;
+
+use crate::failure::{Failure, Outcome};
+
+/// A secret as the child gets it.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub name: String,
+    pub value: Zeroizing<String>,
+}
+
+/// What the child is started with.
+#[derive(Debug)]
+pub struct Spec<'a> {
+    pub argv: &'a [String],
+    /// `(VAR, value)` for the child's environment.
+    pub env: Vec<(String, Zeroizing<String>)>,
+    /// Whether to mask (false for `--no-masking`).
+    pub mask: bool,
+}
+
+/// A running child and the threads carrying its output.
+#[derive(Debug)]
+pub struct Running {
+    pub child: tokio::process::Child,
+    pid: Pid,
+    /// The masters of the child's ptys, to follow our window size.
+    ptys: Vec<OwnedFd>,
+    pumps: Vec<oneshot::Receiver<()>>,
+}
+
+impl Running {
+    /// Sends `signal` to the child (not to its group, which is ours). Only called while
+    /// the child has not been waited for, so the pid is still its.
+    pub fn signal(&self, signal: i32) {
+        if let Some(signal) = Signal::from_named_raw(signal) {
+            let _ = rustix::process::kill_process(self.pid, signal);
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// Gives the child's ptys our window size again (after SIGWINCH). Returns whether
+    /// there is any pty.
+    pub fn follow_window_size(&self) -> bool {
+        let ours = [io::stdout().as_fd(), io::stderr().as_fd()]
+            .into_iter()
+            .find_map(|fd| rustix::termios::tcgetwinsize(fd).ok());
+        if let Some(size) = ours {
+            for master in &self.ptys {
+                let _ = rustix::termios::tcsetwinsize(master, size);
+            }
+        }
+        !self.ptys.is_empty()
+    }
+
+    /// Waits until the output threads have written everything, but no longer than
+    /// `limit`: a grandchild that keeps the stream open must not keep keygate (and its
+    /// exit code) waiting; what it writes later finds the pipe closed.
+    pub async fn drain(&mut self, limit: Duration) {
+        let pumps = std::mem::take(&mut self.pumps);
+        let _ = tokio::time::timeout(limit, async {
+            for p in pumps {
+                let _ = p.await;
+            }
+        })
+        .await;
+    }
+}
+
+/// Where one of the child's output streams goes.
+enum Route {
+    Inherit,
+    Pipe,
+    Pty,
+    /// The same pty as stdout.
+    SharedPty,
+}
+
+/// Starts the child; its output is masked for `secrets` (every value it was ever given).
+pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
+    let (out_route, err_route) = routes(spec.mask);
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .env_remove("KEYGATE_TOKEN")
+        .stdin(Stdio::inherit());
+    for (var, value) in &spec.env {
+        cmd.env(var, value.as_str());
+    }
+    let cannot = |what: &str, e: io::Error| Failure::error(format!("cannot {what}: {e}"));
+
+    // (reader of the child's stream, our stream to write it to)
+    let mut carried: Vec<(File, File)> = Vec::new();
+    let mut ptys = Vec::new();
+    let mut stdout_slave = None;
+    match out_route {
+        Route::Inherit => {
+            cmd.stdout(Stdio::inherit());
+        }
+        Route::Pipe => {
+            let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
+            cmd.stdout(w);
+            carried.push((File::from(OwnedFd::from(r)), ours(io::stdout().as_fd())?));
+        }
+        Route::Pty | Route::SharedPty => {
+            let (master, slave) =
+                open_pty(io::stdout().as_fd()).map_err(|e| cannot("open a pseudo-terminal", e))?;
+            stdout_slave = Some(
+                slave
+                    .try_clone()
+                    .map_err(|e| cannot("open a pseudo-terminal", e))?,
+            );
+            cmd.stdout(slave);
+            let reader = master
+                .try_clone()
+                .map_err(|e| cannot("open a pseudo-terminal", e))?;
+            ptys.push(master);
+            carried.push((File::from(reader), ours(io::stdout().as_fd())?));
+        }
+    }
+    match err_route {
+        Route::Inherit => {
+            cmd.stderr(Stdio::inherit());
+        }
+        Route::Pipe => {
+            let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
+            cmd.stderr(w);
+            carried.push((File::from(OwnedFd::from(r)), ours(io::stderr().as_fd())?));
+        }
+        Route::SharedPty if stdout_slave.is_some() => {
+            cmd.stderr(stdout_slave.take().map_or_else(Stdio::inherit, Stdio::from));
+        }
+        Route::Pty | Route::SharedPty => {
+            let (master, slave) =
+                open_pty(io::stderr().as_fd()).map_err(|e| cannot("open a pseudo-terminal", e))?;
+            cmd.stderr(slave);
+            let reader = master
+                .try_clone()
+                .map_err(|e| cannot("open a pseudo-terminal", e))?;
+            ptys.push(master);
+            carried.push((File::from(reader), ours(io::stderr().as_fd())?));
+        }
+    }
+    drop(stdout_slave);
+
+    let child = cmd
+        .spawn()
+        .map_err(|e| Failure::error(format!("cannot run `{}`: {e}", spec.argv[0])))?;
+    // The command holds the child's ends (and a copy of the environment): gone now, so
+    // that the readers see the end of the stream when the child is done.
+    drop(cmd);
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| Failure::error("the child vanished as it started"))?;
+
+    let mut pumps = Vec::new();
+    for (from, to) in carried {
+        let mut masker = Masker::new(
+            secrets
+                .iter()
+                .map(|s| (s.name.as_str(), s.value.as_bytes())),
+        )
+        .map_err(|e| Failure::error(format!("cannot build the masker: {e}")))?;
+        let (done, finished) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("keygate-output".into())
+            .spawn(move || {
+                // A pty's master reads EIO once the child's side is closed: that is its end.
+                let _ = pump(PtyEnd(from), to, Some(&mut masker));
+                let _ = done.send(());
+            })
+            .map_err(|e| cannot("start an output thread", e))?;
+        pumps.push(finished);
+    }
+    let running = Running {
+        child,
+        pid,
+        ptys,
+        pumps,
+    };
+    running.follow_window_size();
+    Ok(running)
+}
+
+/// Where stdout and stderr go: ptys for terminals, pipes otherwise, when masking.
+fn routes(masking: bool) -> (Route, Route) {
+    if !masking {
+        return (Route::Inherit, Route::Inherit);
+    }
+    let out_tty = io::stdout().is_terminal();
+    let err_tty = io::stderr().is_terminal();
+    let out = if out_tty { Route::Pty } else { Route::Pipe };
+    let err = match (err_tty, out_tty) {
+        (false, _) => Route::Pipe,
+        (true, true) if same_terminal() => Route::SharedPty,
+        (true, _) => Route::Pty,
+    };
+    (out, err)
+}
+
+fn same_terminal() -> bool {
+    let dev = |fd: BorrowedFd<'_>| rustix::fs::fstat(fd).ok().map(|s| s.st_rdev);
+    let out = dev(io::stdout().as_fd());
+    out.is_some() && out == dev(io::stderr().as_fd())
+}
+
+/// A handle of our own on one of our output streams: unbuffered, so every masked chunk
+/// is written at once.
+fn ours(fd: BorrowedFd<'_>) -> Outcome<File> {
+    fd.try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| Failure::error(format!("cannot use our own output: {e}")))
+}
+
+/// A pty pair whose modes and size follow `like` (our terminal), less output
+/// processing: our terminal turns `\n` into `\r\n` when we write to it, and a value that
+/// holds a newline must reach the masker as it was written.
+fn open_pty(like: BorrowedFd<'_>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let name = rustix::pty::ptsname(&master, Vec::new())?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut modes =
+        rustix::termios::tcgetattr(like).or_else(|_| rustix::termios::tcgetattr(&slave))?;
+    modes.output_modes.remove(OutputModes::OPOST);
+    rustix::termios::tcsetattr(&slave, OptionalActions::Now, &modes)?;
+    if let Ok(size) = rustix::termios::tcgetwinsize(like) {
+        rustix::termios::tcsetwinsize(&master, size)?;
+    }
+    Ok((master, slave))
+}
+
+/// Reads a pipe or a pty master; a pty's EIO (the child side is closed) is the end.
+struct PtyEnd(File);
+
+impl io::Read for PtyEnd {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => Ok(0),
+            other => other,
+        }
+    }
+}
