@@ -33,10 +33,51 @@ impl From<CallError> for Failure {
     }
 }
 
+/// Where the daemon is.
+#[derive(Clone)]
+enum Target {
+    Unix(PathBuf),
+    Https {
+        host: String,
+        port: u16,
+        tls: tokio_rustls::TlsConnector,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+            Self::Https { host, port, .. } => write!(f, "https://{host}:{port}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
-    socket: PathBuf,
+    target: Target,
     token: Option<Zeroizing<String>>,
+}
+
+/// `https://host:port[/]` → (host, port).
+fn https_target(url: &str) -> Result<(String, u16), Failure> {
+    let bad = || {
+        Failure::new(
+            Exit::Usage,
+            "KEYGATE_URL must look like unix:///path/to/keygated.sock or https://host:port",
+        )
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(bad)?
+        .trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
 }
 
 impl Client {
@@ -44,21 +85,25 @@ impl Client {
     /// the operator token file, if readable).
     pub fn from_env() -> Outcome<Self> {
         let paths = Paths::from_env();
-        let socket = match std::env::var("KEYGATE_URL").ok().filter(|v| !v.is_empty()) {
-            None => paths.socket(),
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let target = match env("KEYGATE_URL") {
+            None => Target::Unix(paths.socket()),
             Some(url) => match url.strip_prefix("unix://") {
-                Some(path) if !path.is_empty() => PathBuf::from(path),
-                _ if url.starts_with("https://") => {
+                Some(path) if !path.is_empty() => Target::Unix(PathBuf::from(path)),
+                _ if url.starts_with("http://") => {
                     return Err(Failure::new(
                         Exit::Usage,
-                        "KEYGATE_URL: https:// is not supported by this build yet; use unix:///path/to/keygated.sock",
+                        "KEYGATE_URL: plain http:// would send your token unencrypted; use https://host:port",
                     ));
                 }
                 _ => {
-                    return Err(Failure::new(
-                        Exit::Usage,
-                        "KEYGATE_URL must look like unix:///path/to/keygated.sock or https://host:port",
-                    ));
+                    let (host, port) = https_target(&url)?;
+                    let ca = env("KEYGATE_CA").map(PathBuf::from);
+                    let tls = crate::tls::connector(
+                        env("KEYGATE_FINGERPRINT").as_deref(),
+                        ca.as_deref(),
+                    )?;
+                    Target::Https { host, port, tls }
                 }
             },
         };
@@ -71,7 +116,7 @@ impl Client {
                 .ok()
                 .map(|t| Zeroizing::new(t.trim().to_owned())),
         };
-        Ok(Self { socket, token })
+        Ok(Self { target, token })
     }
 
     /// Calls the daemon and decodes its JSON answer.
@@ -97,19 +142,52 @@ impl Client {
             status: 0,
             failure: Failure::new(exit, message),
         };
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+        let unreachable = |e: &dyn std::fmt::Display| {
             plain(
                 Exit::Unreachable,
                 format!(
-                    "cannot reach keygated at {}: {e} (is it running? start it with `keygated serve`, or set KEYGATE_URL)",
-                    self.socket.display()
+                    "cannot reach keygated at {:?}: {e} (is it running? start it with `keygated serve`, or set KEYGATE_URL)",
+                    self.target
                 ),
             )
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| plain(Exit::Unreachable, format!("keygated did not answer: {e}")))?;
-        tokio::spawn(conn);
+        };
+        let handshake =
+            |e: hyper::Error| plain(Exit::Unreachable, format!("keygated did not answer: {e}"));
+        let mut sender = match &self.target {
+            Target::Unix(socket) => {
+                let stream = UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+            }
+            Target::Https { host, port, tls } => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| plain(Exit::Usage, format!("KEYGATE_URL host: {e}")))?;
+                // A certificate that fails verification ends here, before any token is sent.
+                let stream = tls.connect(name, stream).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        plain(
+                            Exit::Error,
+                            format!("refusing keygated at {:?}: {e}", self.target),
+                        )
+                    } else {
+                        plain(Exit::Unreachable, format!("TLS with keygated failed: {e}"))
+                    }
+                })?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+            }
+        };
 
         let bytes = match body {
             Some(b) => Zeroizing::new(

@@ -62,7 +62,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -71,7 +76,12 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -82,7 +92,10 @@ impl ServerCertVerifier for Pinned {
 }
 
 /// The TLS client configuration the environment asks for.
-pub fn connector(fingerprint: Option<&str>, ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, Failure> {
+pub fn connector(
+    fingerprint: Option<&str>,
+    ca: Option<&Path>,
+) -> Result<tokio_rustls::TlsConnector, Failure> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -99,7 +112,8 @@ pub fn connector(fingerprint: Option<&str>, ca: Option<&Path>) -> Result<tokio_r
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| Failure::error(format!("KEYGATE_CA {}: {e}", path.display())))?;
             for cert in certs {
-                let cert = cert.map_err(|e| Failure::error(format!("KEYGATE_CA {}: {e}", path.display())))?;
+                let cert = cert
+                    .map_err(|e| Failure::error(format!("KEYGATE_CA {}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| Failure::error(format!("KEYGATE_CA {}: {e}", path.display())))?;

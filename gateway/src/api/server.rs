@@ -177,6 +177,11 @@ async fn accept_loop(
             Listener::Tcp(l, tls) => {
                 let accepted = tokio::select! {
                     a = l.accept() => a,
+                    // Finished handshakes must not wait for the next client to arrive.
+                    Some((tls, ready)) = done.recv() => {
+                        spawn_conn(tls, &gate, &builder, &graceful, ready);
+                        continue;
+                    }
                     _ = stop.changed() => break,
                 };
                 let Ok((stream, _)) = accepted else { continue };
