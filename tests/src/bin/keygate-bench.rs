@@ -13,7 +13,7 @@
 #![allow(clippy::cast_precision_loss)] // figures for people, not for arithmetic
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -81,25 +81,174 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// N keep-alive connections hammering `path` for `duration`.
-async fn load(socket: &Path, path: &str, token: &str, conns: u64, duration: Duration) -> Load {
+/// Where the load goes: a Unix socket, or TLS over TCP.
+#[derive(Clone)]
+enum Dial {
+    Unix(PathBuf),
+    Tls(std::net::SocketAddr, tokio_rustls::TlsConnector),
+}
+
+impl From<&PathBuf> for Dial {
+    fn from(p: &PathBuf) -> Self {
+        Self::Unix(p.clone())
+    }
+}
+
+impl From<PathBuf> for Dial {
+    fn from(p: PathBuf) -> Self {
+        Self::Unix(p)
+    }
+}
+
+async fn dial(target: &Dial) -> Option<http1::SendRequest<Empty<Bytes>>> {
+    match target {
+        Dial::Unix(socket) => {
+            let stream = UnixStream::connect(socket).await.ok()?;
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            Some(sender)
+        }
+        Dial::Tls(addr, tls) => {
+            let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let _ = stream.set_nodelay(true);
+            let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+            let stream = tls.connect(name, stream).await.ok()?;
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            Some(sender)
+        }
+    }
+}
+
+/// Accepts any certificate: the benchmark measures throughput, not trust.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_client() -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .expect("tls")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// The baseline over TLS: the same minimal server behind rustls, with the daemon's own
+/// certificate and key.
+fn baseline_tls_server(
+    addr_tx: std::sync::mpsc::Sender<std::net::SocketAddr>,
+    cert: PathBuf,
+    key: PathBuf,
+    body: Bytes,
+) {
+    use rustls::pki_types::pem::PemObject as _;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+                .expect("cert")
+                .collect::<Result<_, _>>()
+                .expect("cert");
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
+            let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("tls")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("tls");
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let _ = addr_tx.send(listener.local_addr().expect("addr"));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |_req| {
+                        let body = body.clone();
+                        async move { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+}
+
+async fn load(
+    target: impl Into<Dial>,
+    path: &str,
+    token: &str,
+    conns: u64,
+    duration: Duration,
+) -> Load {
+    let target: Dial = target.into();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let started = Instant::now();
     for _ in 0..conns {
-        let socket = socket.to_path_buf();
+        let target = target.clone();
         let path = path.to_owned();
         let auth = format!("Bearer {token}");
         let stop = Arc::clone(&stop);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let mut errors = 0u64;
-            let Ok(stream) = UnixStream::connect(&socket).await else {
+            let Some(mut sender) = dial(&target).await else {
                 return (lat, 1);
             };
-            let Ok((mut sender, conn)) = http1::handshake(TokioIo::new(stream)).await else {
-                return (lat, 1);
-            };
-            tokio::spawn(conn);
             while !stop.load(Ordering::Relaxed) {
                 let req = Request::get(path.as_str())
                     .header("host", "k")
@@ -203,6 +352,10 @@ async fn main() {
 
     // ----- 1. grant hit ---------------------------------------------------------------
     let limits = (waiting + 100).to_string();
+    let tls_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let tls_listen = tls_addr.to_string();
     let d = Daemon::start_with(
         keygate_tests::POLICY,
         &[
@@ -210,6 +363,7 @@ async fn main() {
             ("KEYGATE_LIMITS_PENDING_PER_AGENT", &limits),
             ("KEYGATE_LIMITS_REQUESTS_PER_MINUTE", &limits),
             ("KEYGATE_LIMITS_MAX_CONNECTIONS", "30000"),
+            ("KEYGATE_SERVER_LISTEN", &tls_listen),
         ],
     );
     d.secret("github/token", SECRET);
@@ -249,6 +403,43 @@ async fn main() {
         ms(ours.p99),
         ours.errors
     );
+    println!(
+        "ratio keygated / baseline: **{:.2}×** (target ≥ 0.80×)",
+        ours.rps() / base.rps()
+    );
+
+    // The same over TLS (HTTP/1.1, rustls, the daemon's self-signed certificate).
+    let tls_dir = d.root().join("data/keygate/tls");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    baseline_tls_server(
+        addr_tx,
+        tls_dir.join("cert.pem"),
+        tls_dir.join("key.pem"),
+        body.clone(),
+    );
+    let base_tls_addr = addr_rx.recv().expect("baseline TLS address");
+    let client = tls_client();
+    let base = load(
+        Dial::Tls(base_tls_addr, client.clone()),
+        path,
+        &token,
+        conns,
+        duration,
+    )
+    .await;
+    let ours = load(Dial::Tls(tls_addr, client), path, &token, conns, duration).await;
+    println!("\n### over TLS ({conns} connections)");
+    println!("| server | requests/s | p50 | p99 | errors |");
+    println!("|---|---|---|---|---|");
+    for (name, l) in [("baseline hyper + rustls", &base), ("keygated", &ours)] {
+        println!(
+            "| {name} | {:.0} | {} | {} | {} |",
+            l.rps(),
+            ms(l.p50),
+            ms(l.p99),
+            l.errors
+        );
+    }
     println!(
         "ratio keygated / baseline: **{:.2}×** (target ≥ 0.80×)",
         ours.rps() / base.rps()
