@@ -3,7 +3,7 @@
 //! `/keygate revoke <grant>` revokes one, for approvers.
 
 use keygate_proto::GrantId;
-use keygate_proto::approval::{Approver, Gatekeeper, Refused};
+use keygate_proto::approval::{Gatekeeper, Refused};
 use twilight_model::application::command::CommandType;
 use twilight_model::application::interaction::Interaction;
 use twilight_model::application::interaction::application_command::{
@@ -14,7 +14,7 @@ use twilight_model::id::marker::GuildMarker;
 use twilight_util::builder::command::{CommandBuilder, StringBuilder, SubCommandBuilder};
 
 use crate::channel::{Discord, with_retry};
-use crate::interactions::{ephemeral, respond};
+use crate::interactions::{ephemeral, person, respond};
 
 /// Registers `/keygate` in the guild (a bulk overwrite: idempotent).
 pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twilight_http::Error> {
@@ -43,30 +43,8 @@ pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twiligh
     Ok(())
 }
 
-fn caller(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
-    let user = i.author().ok_or("no user")?;
-    if user.bot {
-        return Err("bots cannot use keygate");
-    }
-    let guild = i
-        .guild_id
-        .ok_or("use /keygate in the server, not in direct messages")?;
-    if d.guild.is_some_and(|g| g != guild) {
-        return Err("this server is not the one keygate is configured for");
-    }
-    Ok(Approver {
-        id: user.id.get(),
-        name: user.name.clone(),
-        roles: i
-            .member
-            .as_ref()
-            .map(|m| m.roles.iter().map(|r| r.get()).collect())
-            .unwrap_or_default(),
-    })
-}
-
 pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, data: &CommandData) {
-    let approver = match caller(d, i) {
+    let approver = match person(d, i) {
         Ok(a) => a,
         Err(why) => {
             respond(d, i, &ephemeral(&format!("Not allowed: {why}."))).await;

@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 /// The bot's configuration.
+#[derive(Clone)]
 pub struct BotConfig {
     /// The bot token; never logged.
     pub token: SecretString,

@@ -19,21 +19,18 @@ use crate::render;
 /// How long a decision may take before the press is answered with a deferred update.
 const ANSWER_BY: Duration = Duration::from_secs(2);
 
-/// Who pressed, or why the press cannot count.
-fn presser(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
+/// The person behind an interaction in keygate's guild, or why they cannot act: no
+/// bots, no direct messages, no other servers.
+pub(crate) fn person(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
     let user = i.author().ok_or("no user on the interaction")?;
     if user.bot {
         return Err("bots cannot decide");
     }
     let Some(guild) = i.guild_id else {
-        return Err("decisions are taken in the server's approval channel, not in direct messages");
+        return Err("keygate takes decisions in its server, not in direct messages");
     };
     if d.guild.is_some_and(|g| g != guild) {
         return Err("this server is not the one keygate is configured for");
-    }
-    let channel = i.channel.as_ref().map(|c| c.id);
-    if channel != Some(d.channel) {
-        return Err("decisions are taken in keygate's approval channel");
     }
     Ok(Approver {
         id: user.id.get(),
@@ -44,6 +41,15 @@ fn presser(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
             .map(|m| m.roles.iter().map(|r| r.get()).collect())
             .unwrap_or_default(),
     })
+}
+
+/// Who pressed, or why the press cannot count: [`person`], in the approval channel.
+fn presser(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
+    let approver = person(d, i)?;
+    if i.channel.as_ref().map(|c| c.id) != Some(d.channel) {
+        return Err("decisions are taken in keygate's approval channel");
+    }
+    Ok(approver)
 }
 
 /// An ephemeral reply only the presser sees (flag 64).

@@ -100,26 +100,9 @@ struct FileAudit {
     path: Option<PathBuf>,
 }
 
-/// The Discord side, present only when a bot token is configured.
-pub struct DiscordConfig {
-    pub token: SecretString,
-    pub channel_id: u64,
-    pub guild_id: Option<u64>,
-    pub api_url: Option<String>,
-    pub gateway_url: Option<String>,
-}
-
-impl std::fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscordConfig")
-            .field("token", &"<redacted>")
-            .field("channel_id", &self.channel_id)
-            .field("guild_id", &self.guild_id)
-            .field("api_url", &self.api_url)
-            .field("gateway_url", &self.gateway_url)
-            .finish()
-    }
-}
+/// The Discord side, present only when a bot token is configured: the bot's own
+/// configuration type, so the daemon and the bot cannot disagree on it.
+pub use keygate_bot::BotConfig as DiscordConfig;
 
 /// Per-agent limits against floods.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use keygate_bot::Discord;
 use keygate_bot::channel::DiscordChannel;
-use keygate_bot::{BotConfig, Discord};
 use keygate_gateway::api::server::Listener;
 use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
@@ -101,13 +101,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
     gate.add_channel(Arc::new(Terminal));
     let discord = if let Some(d) = &config.discord {
-        let bot = BotConfig {
-            token: d.token.clone(),
-            channel_id: d.channel_id,
-            guild_id: d.guild_id,
-            api_url: d.api_url.clone(),
-            gateway_url: d.gateway_url.clone(),
-        };
+        let bot = d.clone();
         let keeper: Arc<dyn Gatekeeper> = Arc::clone(&gate) as Arc<dyn Gatekeeper>;
         let discord = Discord::connect(bot, keeper).await.context("Discord")?;
         gate.add_channel(Arc::new(DiscordChannel(Arc::clone(&discord))));
