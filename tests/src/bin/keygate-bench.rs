@@ -483,7 +483,19 @@ async fn main() {
         let path = format!("/v1/requests/{id}?wait=60s");
         let auth = format!("Bearer {token}");
         polls.push(tokio::spawn(async move {
-            let stream = UnixStream::connect(&socket).await.ok()?;
+            // 10,000 agents connecting at once overflow the socket's listen backlog;
+            // like real agents, try again shortly.
+            let mut tries = 0;
+            let stream = loop {
+                match UnixStream::connect(&socket).await {
+                    Ok(s) => break s,
+                    Err(_) if tries < 100 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(_) => return None,
+                }
+            };
             let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
             tokio::spawn(conn);
             let req = Request::get(path)
