@@ -118,3 +118,48 @@ fn the_demo_runs_the_whole_flow() {
         assert!(text.contains(step), "{step} missing from:\n{text}");
     }
 }
+
+#[test]
+fn the_encrypted_file_store_locks_and_unlocks() {
+    let d = Daemon::start_with(keygate_tests::POLICY, &[("KEYGATE_SECRET_STORE", "file")]);
+    let status = d.keygate(&["status", "--json"]).ok().stdout;
+    let s: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(s["store_backend"], "file");
+    assert_eq!(s["store_locked"], true);
+    let locked = d.keygate(&["secrets", "set", "public/x"]).stdin("v1").run();
+    assert_eq!(locked.code, 1);
+    assert!(
+        locked.stderr.contains("keygate unlock"),
+        "{}",
+        locked.stderr
+    );
+    d.keygate(&["unlock"]).stdin("correct horse\n").ok();
+    d.secret("public/x", "v1-plaintext-marker");
+    let t = d.agent("ci-one");
+    assert_eq!(
+        d.keygate_as(&t, &["get", "public/x"]).ok().stdout,
+        "v1-plaintext-marker\n"
+    );
+    d.keygate(&["lock"]).ok();
+    let r = d.keygate_as(&t, &["get", "public/x"]).run();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("locked"), "{}", r.stderr);
+    let wrong = d.keygate(&["unlock"]).stdin("wrong horse\n").run();
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("wrong passphrase"),
+        "{}",
+        wrong.stderr
+    );
+    d.keygate(&["unlock"]).stdin("correct horse\n").ok();
+    assert_eq!(
+        d.keygate_as(&t, &["get", "public/x"]).ok().stdout,
+        "v1-plaintext-marker\n"
+    );
+    let file = d.root().join("data/keygate/secrets.kgv");
+    let bytes = std::fs::read(file).unwrap();
+    assert!(
+        !bytes.windows(12).any(|w| w == b"v1-plaintext"),
+        "the value is in clear on disk"
+    );
+}
