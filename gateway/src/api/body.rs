@@ -35,7 +35,27 @@ pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("expected a JSON body"));
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("bad JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("bad JSON: {}", without_strings(&e.to_string())))
+    })
+}
+
+/// serde's messages quote the offending string (`invalid type: string "…"`); a body may
+/// carry a secret value or a passphrase, so quoted strings never go back in an error.
+fn without_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !inside {
+                out.push_str("\"…\"");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A 200 (or `status`) JSON response.
@@ -123,4 +143,23 @@ pub fn query_duration(q: Option<&str>, key: &str) -> Result<Option<Duration>, Ap
                 .map_err(|e| ApiError::bad_request(format!("`{key}`: {e}")))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_strings;
+
+    #[test]
+    fn quoted_values_never_come_back() {
+        let e = serde_json::from_str::<keygate_proto::api::FileRequest>(
+            r#"{"secrets": "hunter2-as-a-string"}"#,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("hunter2"), "serde quotes it: {e}");
+        assert!(!without_strings(&e).contains("hunter2"));
+        let m = without_strings(r#"invalid type: string "hunter2", expected u64"#);
+        assert_eq!(m, r#"invalid type: string "…", expected u64"#);
+    }
 }
