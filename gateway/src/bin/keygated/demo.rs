@@ -164,6 +164,12 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     let secret = SecretName::new("demo/api-key")?;
     gate.set_secret(secret.clone(), SecretValue::new("demo-value-1234".into()))
         .await?;
+    // A second secret for trying the flow by hand afterwards.
+    gate.set_secret(
+        SecretName::new("demo/db-password")?,
+        SecretValue::new("hunter2-demo".into()),
+    )
+    .await?;
     let agent = AgentName::new("demo-agent")?;
     let token = gate.add_agent(&agent)?;
     say("2. Stored the secret `demo/api-key` and added the agent `demo-agent`.");
@@ -247,7 +253,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     say("\nThe demo keeps running. In another terminal, try it by hand:\n");
     say(&format!("  export KEYGATE_URL={url}"));
     say(&format!(
-        "  KEYGATE_TOKEN={} keygate get demo/other --reason test   # an agent waits",
+        "  KEYGATE_TOKEN={} keygate get demo/db-password --reason test   # an agent waits",
         token.expose_secret()
     ));
     say(&format!(
