@@ -29,6 +29,8 @@ pub enum BotError {
     BadApiUrl,
     #[error("cannot reach Discord: {0}")]
     Unreachable(String),
+    #[error("the Discord channel id must be a snowflake, not 0: check KEYGATE_DISCORD_CHANNEL_ID")]
+    BadChannel,
     #[error("cannot register the /keygate commands: {0}")]
     Commands(String),
 }
@@ -112,6 +114,9 @@ impl Discord {
         config: BotConfig,
         gatekeeper: Arc<dyn Gatekeeper>,
     ) -> Result<Arc<Self>, BotError> {
+        // Ids come from configuration: refuse 0 (twilight's `Id::new` would panic on it).
+        let channel = Id::new_checked(config.channel_id).ok_or(BotError::BadChannel)?;
+        let guild = config.guild_id.and_then(Id::new_checked);
         // twilight's TLS needs a process-wide crypto provider; installing twice is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let token = config.token.expose_secret().to_owned();
@@ -155,8 +160,8 @@ impl Discord {
         let discord = Arc::new(Self {
             http,
             app_id: app.id,
-            channel: Id::new(config.channel_id.max(1)),
-            guild: config.guild_id.filter(|g| *g != 0).map(Id::new),
+            channel,
+            guild,
             posted: Mutex::default(),
             in_flight: Mutex::default(),
             state,
