@@ -37,6 +37,7 @@ pub struct Grant {
     /// SHA-256 of the argv the grant is bound to (`keygate exec`): only reads that
     /// present it are served.
     pub command_sha256: Option<String>,
+    reference: GrantRef,
     /// Per secret: read once already (single-use grants are spent by it).
     spent: Vec<AtomicBool>,
     /// Per secret: the audit line for the first read has been written and synced.
@@ -50,8 +51,14 @@ impl Grant {
     pub fn for_request(request: &Request, ttl: Duration, approved_by: Vec<String>) -> Self {
         let now = SystemTime::now();
         let n = request.secrets.len();
+        let id = GrantId::random();
+        let reference = GrantRef {
+            id: id.clone(),
+            expires_at: rfc3339(now + ttl),
+        };
         Self {
-            id: GrantId::random(),
+            id,
+            reference,
             request: request.id.clone(),
             agent: request.agent.clone(),
             secrets: request.secrets.clone(),
@@ -69,11 +76,10 @@ impl Grant {
         }
     }
 
+    /// The id and end an agent is told with every release: formatted once, at approval,
+    /// so a grant hit formats no time.
     pub fn reference(&self) -> GrantRef {
-        GrantRef {
-            id: self.id.clone(),
-            expires_at: rfc3339(self.expires_at),
-        }
+        self.reference.clone()
     }
 
     pub fn view(&self) -> GrantView {
