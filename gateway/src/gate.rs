@@ -347,40 +347,14 @@ impl Gate {
 
         match eval.decision {
             Decision::Deny => {
-                let by = actor("policy", "policy");
-                let message = eval.reason.clone();
-                self.audit.record(&Event::RequestDecided {
-                    request: &request.id,
-                    outcome: "denied",
-                    by: &by,
-                    message: Some(&message),
-                    grant: None,
-                    ttl_seconds: None,
-                })?;
-                request.status = RequestStatus::Denied;
-                request.decided_by = Some(by);
-                request.decided_at = Some(SystemTime::now());
-                request.message = Some(message);
+                self.deny_request(&mut request, actor("policy", "policy"), eval.reason.clone())?;
                 let view = request.view();
                 self.requests.insert(request);
                 Ok(view)
             }
             Decision::Allow => {
                 let by = actor("policy", "policy");
-                let grant = Self::make_grant(&request, vec!["policy".into()], None);
-                self.audit.record(&Event::RequestDecided {
-                    request: &request.id,
-                    outcome: "approved",
-                    by: &by,
-                    message: None,
-                    grant: Some(&grant.id),
-                    ttl_seconds: Some(grant.ttl.as_secs()),
-                })?;
-                request.status = RequestStatus::Approved;
-                request.decided_by = Some(by);
-                request.decided_at = Some(SystemTime::now());
-                request.approvals = vec!["policy".into()];
-                request.grant = Some(grant.reference());
+                let grant = self.approve_request(&mut request, vec!["policy".into()], by, None)?;
                 self.issue(grant).await;
                 let view = request.view();
                 self.requests.insert(request);
@@ -423,13 +397,49 @@ impl Gate {
         }
     }
 
-    fn make_grant(
-        request: &Request,
-        approved_by: Vec<String>,
+    /// Approves a pending request: the grant (TTL from now, never longer than the
+    /// policy's), audited before anything changes. The caller makes it live.
+    fn approve_request(
+        &self,
+        r: &mut Request,
+        approvals: Vec<String>,
+        by: Actor,
         ttl: Option<Duration>,
-    ) -> Arc<Grant> {
-        let ttl = ttl.map_or(request.ttl, |t| t.min(request.ttl));
-        Arc::new(Grant::for_request(request, ttl, approved_by))
+    ) -> Result<Arc<Grant>, GateError> {
+        let ttl = ttl.map_or(r.ttl, |t| t.min(r.ttl));
+        let grant = Arc::new(Grant::for_request(r, ttl, approvals.clone()));
+        self.audit.record(&Event::RequestDecided {
+            request: &r.id,
+            outcome: "approved",
+            by: &by,
+            message: None,
+            grant: Some(&grant.id),
+            ttl_seconds: Some(grant.ttl.as_secs()),
+        })?;
+        r.approvals = approvals;
+        r.status = RequestStatus::Approved;
+        r.decided_by = Some(by);
+        r.decided_at = Some(SystemTime::now());
+        r.ttl = grant.ttl;
+        r.grant = Some(grant.reference());
+        Ok(grant)
+    }
+
+    /// Denies a pending request, audited before anything changes.
+    fn deny_request(&self, r: &mut Request, by: Actor, message: String) -> Result<(), GateError> {
+        self.audit.record(&Event::RequestDecided {
+            request: &r.id,
+            outcome: "denied",
+            by: &by,
+            message: Some(&message),
+            grant: None,
+            ttl_seconds: None,
+        })?;
+        r.status = RequestStatus::Denied;
+        r.message = Some(message);
+        r.decided_by = Some(by);
+        r.decided_at = Some(SystemTime::now());
+        Ok(())
     }
 
     /// A request's timeout passed with no decision.
@@ -581,18 +591,7 @@ impl Gate {
                             || format!("denied by {}", by.who),
                             |m| cut(m, MAX_REASON),
                         );
-                        self.audit.record(&Event::RequestDecided {
-                            request: id,
-                            outcome: "denied",
-                            by: &by,
-                            message: Some(&message),
-                            grant: None,
-                            ttl_seconds: None,
-                        })?;
-                        r.status = RequestStatus::Denied;
-                        r.message = Some(message);
-                        r.decided_by = Some(by.clone());
-                        r.decided_at = Some(SystemTime::now());
+                        self.deny_request(r, by.clone(), message)?;
                         Ok(Outcome::Decided(r.view()))
                     }
                     Verdict::Approve { ttl } => {
@@ -610,22 +609,7 @@ impl Gate {
                             r.approvals = approvals;
                             return Ok(Outcome::Progress(r.view()));
                         }
-                        let grant = Self::make_grant(r, approvals.clone(), *ttl);
-                        self.audit.record(&Event::RequestDecided {
-                            request: id,
-                            outcome: "approved",
-                            by: &by,
-                            message: None,
-                            grant: Some(&grant.id),
-                            ttl_seconds: Some(grant.ttl.as_secs()),
-                        })?;
-                        r.approvals = approvals;
-                        r.status = RequestStatus::Approved;
-                        r.decided_by = Some(by.clone());
-                        r.decided_at = Some(SystemTime::now());
-                        r.ttl = grant.ttl;
-                        r.grant = Some(grant.reference());
-                        new_grant = Some(grant);
+                        new_grant = Some(self.approve_request(r, approvals, by.clone(), *ttl)?);
                         Ok(Outcome::Decided(r.view()))
                     }
                 }
