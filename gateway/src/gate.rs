@@ -18,9 +18,9 @@ use crate::audit::{Actor, AuditLog, Event};
 use crate::config::Limits;
 use crate::grants::{Ended, Grant, Grants};
 use crate::identity::{Caller, Identities};
-use crate::requests::{Request, Requests};
+use crate::requests::{Approval, Request, Requests};
 use crate::store::SecretStore;
-use keygate_proto::approval::{ApprovalChannel, Change};
+use keygate_proto::approval::{ApprovalChannel, Change, DeciderId};
 pub use keygate_proto::approval::{Outcome, Verdict};
 
 /// The longest reason kept; a longer one is cut (with a mark) rather than refused.
@@ -354,7 +354,11 @@ impl Gate {
             }
             Decision::Allow => {
                 let by = actor("policy", "policy");
-                let grant = self.approve_request(&mut request, vec!["policy".into()], by, None)?;
+                let approval = Approval {
+                    by: DeciderId::Policy,
+                    label: "policy".into(),
+                };
+                let grant = self.approve_request(&mut request, vec![approval], by, None)?;
                 self.issue(grant).await;
                 let view = request.view();
                 self.requests.insert(request);
@@ -402,12 +406,13 @@ impl Gate {
     fn approve_request(
         &self,
         r: &mut Request,
-        approvals: Vec<String>,
+        approvals: Vec<Approval>,
         by: Actor,
         ttl: Option<Duration>,
     ) -> Result<Arc<Grant>, GateError> {
         let ttl = ttl.map_or(r.ttl, |t| t.min(r.ttl));
-        let grant = Arc::new(Grant::for_request(r, ttl, approvals.clone()));
+        let labels = approvals.iter().map(|a| a.label.clone()).collect();
+        let grant = Arc::new(Grant::for_request(r, ttl, labels));
         self.audit.record(&Event::RequestDecided {
             request: &r.id,
             outcome: "approved",
@@ -595,9 +600,19 @@ impl Gate {
                         Ok(Outcome::Decided(r.view()))
                     }
                     Verdict::Approve { ttl } => {
+                        // Distinct approvers are distinct accounts, whatever they are
+                        // called at the moment they press.
+                        let decider =
+                            approver.map_or(DeciderId::Operator, |(user, _)| DeciderId::User {
+                                channel: by.via,
+                                id: user,
+                            });
                         let mut approvals = r.approvals.clone();
-                        if !approvals.contains(&by.who) {
-                            approvals.push(by.who.clone());
+                        if !approvals.iter().any(|a| a.by == decider) {
+                            approvals.push(Approval {
+                                by: decider,
+                                label: by.who.clone(),
+                            });
                         }
                         if (approvals.len() as u64) < u64::from(r.quorum) {
                             self.audit.record(&Event::RequestApproval {

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use keygate_policies::{Approvers, Evaluation};
 use keygate_proto::api::{GrantRef, RequestStatus, RequestView};
+use keygate_proto::approval::DeciderId;
 use keygate_proto::duration::rfc3339;
 use keygate_proto::{AgentName, RequestId, SecretName};
 use tokio::sync::watch;
@@ -19,6 +20,13 @@ use crate::audit::Actor;
 
 /// How long a finished request stays visible to `keygate requests` and to pollers.
 const KEEP_FINISHED: Duration = Duration::from_secs(3600);
+
+/// One approval towards a quorum: who it counts as, and how people read their name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub by: DeciderId,
+    pub label: String,
+}
 
 /// A request as filed.
 #[derive(Debug, Clone)]
@@ -40,7 +48,7 @@ pub struct Request {
     pub approvers: Approvers,
     pub quorum: u32,
     pub status: RequestStatus,
-    pub approvals: Vec<String>,
+    pub approvals: Vec<Approval>,
     pub decided_by: Option<Actor>,
     pub decided_at: Option<SystemTime>,
     pub message: Option<String>,
@@ -87,6 +95,11 @@ impl Request {
         }
     }
 
+    /// The approvers so far, as people read them.
+    pub fn labels(&self) -> Vec<String> {
+        self.approvals.iter().map(|a| a.label.clone()).collect()
+    }
+
     pub fn view(&self) -> RequestView {
         RequestView {
             id: self.id.clone(),
@@ -98,7 +111,7 @@ impl Request {
             expires_at: rfc3339(self.expires_at),
             ttl_seconds: self.ttl.as_secs(),
             quorum: self.quorum,
-            approvals: self.approvals.clone(),
+            approvals: self.labels(),
             decided_by: self.decided_by.as_ref().map(|a| a.who.clone()),
             decided_via: self.decided_by.as_ref().map(|a| a.via.to_owned()),
             decided_at: self.decided_at.map(rfc3339),

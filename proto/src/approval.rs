@@ -62,6 +62,20 @@ impl Approver {
     }
 }
 
+/// Who a decision counts as, for a quorum: the operator (one decider, however many times
+/// they press), or one account on one channel, by its id. Display names never count: a
+/// person who renames between presses is still one approver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeciderId {
+    /// A rule that allows outright.
+    Policy,
+    Operator,
+    User {
+        channel: &'static str,
+        id: u64,
+    },
+}
+
 /// An approver's verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -247,6 +247,40 @@ fn quorum_two_needs_two_people() {
     assert_eq!(finish(child).code, 0);
 }
 
+/// Red-team finding 1: the same account pressing under two display names is one approver.
+#[test]
+fn one_person_who_renames_is_still_one_approver() {
+    let w = World::new();
+    let (child, msg) = w.ask("vault/key", "x");
+    let approve = World::button(&msg, 3);
+    let (_, _, data) = w.press(
+        &msg,
+        &approve,
+        PressSpec {
+            username: "alice".into(),
+            ..user(OPS)
+        },
+    );
+    assert!(data.contains("1 of 2"), "{data}");
+    let again = w.sim.message(msg.id).unwrap();
+    let (_, _, data) = w.press(
+        &again,
+        &approve,
+        PressSpec {
+            username: "alice-the-second".into(),
+            ..user(OPS)
+        },
+    );
+    assert!(data.contains("1 of 2"), "a rename counted twice: {data}");
+    let r = &w.d.requests()[0];
+    assert_eq!(r["status"], "pending", "{r}");
+    assert_eq!(r["approvals"].as_array().map(Vec::len), Some(1), "{r}");
+    // A second, distinct account still completes the quorum.
+    let (kind, _, _) = w.press(&again, &approve, user(PAIR));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+}
+
 #[test]
 fn timeout_and_revoke_edit_the_message() {
     let w = World::new();
