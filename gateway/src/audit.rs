@@ -3,13 +3,22 @@
 //! --verify` finds it. A line is written and fsynced before its effect is visible; when
 //! it cannot be written, the caller does not go ahead (fail closed).
 //!
+//! What reduces access (a revocation, an agent's removal, an expiry) must never wait on a
+//! full or failing disk: [`AuditLog::record_reducing`] keeps such a line in memory and
+//! writes it, in order, as soon as the log can be written again. While the log is failing,
+//! [`AuditLog::ensure_writable`] refuses, so nothing is released unrecorded. A write that
+//! is cut short (ENOSPC) is truncated back to the last whole line, so the chain stays
+//! whole.
+//!
 //! No event carries a secret value: the types below have no field that could hold one.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, api::AuditVerify};
@@ -65,6 +74,12 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         ttl_seconds: Option<u64>,
     },
+    /// An approval channel could not show a request; the others still do.
+    PostFailed {
+        request: &'a RequestId,
+        channel: &'a str,
+        why: &'a str,
+    },
     RequestExpired {
         request: &'a RequestId,
     },
@@ -112,16 +127,40 @@ pub enum Event<'a> {
         what: &'a str,
         why: &'a str,
     },
+    /// Unknown tokens, counted: the first from a route is written at once, the rest are
+    /// summed into one line a minute, so they cannot grow the log without bound.
+    AuthFailures {
+        route: &'a str,
+        why: &'a str,
+        count: u64,
+    },
+    /// The log could be written again after it failed; `held` lines that reduce access
+    /// were kept in memory meanwhile and are written just before this one, `lost` were
+    /// dropped because too many were held.
+    AuditResumed {
+        held: u64,
+        lost: u64,
+    },
 }
 
 #[derive(Serialize)]
-struct Line<'a> {
+struct Line<'a, E: Serialize> {
     seq: u64,
-    ts: String,
+    ts: &'a str,
     #[serde(flatten)]
-    event: &'a Event<'a>,
+    event: &'a E,
     prev: &'a str,
 }
+
+/// A line that could not be written yet: its time and event, kept in order.
+#[derive(Debug)]
+struct Held {
+    ts: String,
+    event: serde_json::Value,
+}
+
+/// The most lines held in memory while the log cannot be written.
+const MAX_HELD: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -143,6 +182,12 @@ struct Head {
     file: File,
     seq: u64,
     hash: String,
+    /// The file's length after the last whole line.
+    len: u64,
+    held: VecDeque<Held>,
+    /// Held lines written since the last failure, and lines dropped for lack of room.
+    held_total: u64,
+    lost: u64,
 }
 
 /// The append-only, hash-chained log.
@@ -150,6 +195,8 @@ struct Head {
 pub struct AuditLog {
     path: PathBuf,
     head: Mutex<Head>,
+    /// The last write failed: nothing may be released until a write succeeds again.
+    failing: AtomicBool,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -166,6 +213,7 @@ impl AuditLog {
         if let Some(dir) = path.parent() {
             crate::fsutil::ensure_private_dir(dir).map_err(io)?;
         }
+        truncate_torn_tail(path).map_err(io)?;
         let (seq, hash) = match File::open(path) {
             Ok(f) => {
                 let mut seq = 0;
@@ -192,9 +240,19 @@ impl AuditLog {
             .mode(0o600)
             .open(path)
             .map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         Ok(Self {
             path: path.to_path_buf(),
-            head: Mutex::new(Head { file, seq, hash }),
+            head: Mutex::new(Head {
+                file,
+                seq,
+                hash,
+                len,
+                held: VecDeque::new(),
+                held_total: 0,
+                lost: 0,
+            }),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -207,22 +265,99 @@ impl AuditLog {
     /// The fsync blocks; on the daemon's multi-threaded runtime the worker's other tasks
     /// move to another thread meanwhile, so a burst of decisions cannot stall grant hits.
     pub fn record(&self, event: &Event<'_>) -> Result<(), AuditError> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.write(event))
-            }
-            _ => self.write(event),
+        blocking(|| self.write(event, false))
+    }
+
+    /// For what reduces access (revocation, removal, expiry, refusals): the effect goes
+    /// ahead whatever the disk says. A line that cannot be written now is held in memory
+    /// and written, in order, before the next line that can be.
+    pub fn record_reducing(&self, event: &Event<'_>) {
+        if let Err(e) = blocking(|| self.write(event, true)) {
+            tracing::error!("{e}; the line is held and will be written when the log can be");
         }
     }
 
-    fn write(&self, event: &Event<'_>) -> Result<(), AuditError> {
-        let mut head = self
-            .head
+    /// Like [`AuditLog::record_reducing`] for events whose loss must not stop the daemon
+    /// (a refused login, say).
+    pub fn record_or_log(&self, event: &Event<'_>) {
+        self.record_reducing(event);
+    }
+
+    /// `Ok` when the log can be written: at once while it is healthy, else after writing
+    /// the held lines and an `audit_resumed` line. Releases call it first, so a failing
+    /// log releases nothing, not even reads that share a grant's one audit line.
+    pub fn ensure_writable(&self) -> Result<(), AuditError> {
+        if !self.failing.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        blocking(|| self.recover(&mut self.lock()))
+    }
+
+    /// After a failure: writes the held lines, then one `audit_resumed` line.
+    fn recover(&self, head: &mut Head) -> Result<(), AuditError> {
+        self.flush_held(head)?;
+        if self.failing.load(Ordering::Acquire) {
+            let resumed = Event::AuditResumed {
+                held: head.held_total,
+                lost: head.lost,
+            };
+            let ts = keygate_proto::duration::rfc3339(SystemTime::now());
+            self.append(head, &ts, &resumed)?;
+            head.held_total = 0;
+            head.lost = 0;
+            self.failing.store(false, Ordering::Release);
+            tracing::info!("the audit log can be written again");
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Head> {
+        self.head
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self, event: &Event<'_>, hold: bool) -> Result<(), AuditError> {
+        let mut head = self.lock();
+        let ts = keygate_proto::duration::rfc3339(SystemTime::now());
+        let result = self
+            .recover(&mut head)
+            .and_then(|()| self.append(&mut head, &ts, event));
+        if let Err(e) = result {
+            if hold {
+                if head.held.len() < MAX_HELD {
+                    let event =
+                        serde_json::to_value(event).map_err(|source| AuditError::Encode {
+                            path: self.path.clone(),
+                            source,
+                        })?;
+                    head.held.push_back(Held { ts, event });
+                } else {
+                    head.lost += 1;
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes the held lines, oldest first.
+    fn flush_held(&self, head: &mut Head) -> Result<(), AuditError> {
+        while let Some(h) = head.held.front() {
+            let (ts, event) = (h.ts.clone(), h.event.clone());
+            self.append(head, &ts, &event)?;
+            head.held.pop_front();
+            head.held_total += 1;
+        }
+        Ok(())
+    }
+
+    /// Appends one line and syncs it. On failure the file is cut back to its last whole
+    /// line, so a torn write (a full disk) never breaks the chain.
+    fn append<E: Serialize>(&self, head: &mut Head, ts: &str, event: &E) -> Result<(), AuditError> {
         let line = Line {
             seq: head.seq + 1,
-            ts: keygate_proto::duration::rfc3339(SystemTime::now()),
+            ts,
             event,
             prev: &head.hash,
         };
@@ -236,29 +371,27 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        head.file.write_all(text.as_bytes()).map_err(io)?;
-        head.file.sync_data().map_err(io)?;
+        let written = head
+            .file
+            .write_all(text.as_bytes())
+            .and_then(|()| head.file.sync_data());
+        if let Err(e) = written {
+            self.failing.store(true, Ordering::Release);
+            if let Err(cut) = head.file.set_len(head.len) {
+                tracing::error!("audit log: cannot cut a torn line back: {cut}");
+            }
+            return Err(io(e));
+        }
         head.seq += 1;
         head.hash = hash;
+        head.len += text.len() as u64;
         Ok(())
-    }
-
-    /// Like [`AuditLog::record`] for events whose loss must not stop the daemon (a
-    /// refused login, say): a failure is logged instead.
-    pub fn record_or_log(&self, event: &Event<'_>) {
-        if let Err(e) = self.record(event) {
-            tracing::error!("{e}");
-        }
     }
 
     /// The hash of the last line written, which only this process knows: a verification
     /// compares the file's end with it, so even the last line cannot be altered unseen.
     pub fn head_hash(&self) -> String {
-        self.head
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .hash
-            .clone()
+        self.lock().hash.clone()
     }
 
     /// Verifies the chain of the whole file.
@@ -296,6 +429,63 @@ impl AuditLog {
             }
         }
         Ok(out)
+    }
+}
+
+/// Runs a blocking write off the async workers where it can (see [`AuditLog::record`]).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Cuts an unfinished last line (a crash or a full disk mid-write) so the log ends on a
+/// whole line. Such a line was never synced, so nothing it says took effect.
+fn truncate_torn_tail(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Look back in blocks for the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(buf.len());
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            let keep = start + i as u64 + 1;
+            if keep < len {
+                tracing::warn!(
+                    "audit log {}: cut an unfinished last line ({} bytes)",
+                    path.display(),
+                    len - keep
+                );
+                f.set_len(keep)?;
+                f.sync_data()?;
+            }
+            return Ok(());
+        }
+        if start == 0 {
+            tracing::warn!("audit log {}: cut an unfinished only line", path.display());
+            f.set_len(0)?;
+            return f.sync_data();
+        }
+        end = start;
     }
 }
 

@@ -15,9 +15,10 @@ use keygate_proto::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::{Actor, AuditLog, Event};
+use crate::auth_failures::AuthFailures;
 use crate::config::Limits;
 use crate::grants::{Ended, Grant, Grants};
-use crate::identity::{Caller, Identities};
+use crate::identity::{Agent, Caller, Identities};
 use crate::requests::{Approval, Request, Requests};
 use crate::store::SecretStore;
 use keygate_proto::approval::{ApprovalChannel, Change, DeciderId};
@@ -62,6 +63,8 @@ pub enum GateError {
 pub enum Selector {
     Grant(GrantId),
     Agent(AgentName),
+    /// One registration of an agent (its removal), not whoever holds the name now.
+    Registration(Agent),
     Secret(SecretName),
     All,
 }
@@ -103,6 +106,7 @@ pub struct Gate {
     grants: Grants,
     pub(crate) audit: AuditLog,
     pub(crate) identities: Identities,
+    auth_failures: AuthFailures,
     channels: RwLock<Vec<Arc<dyn ApprovalChannel>>>,
     limits: Limits,
     windows: Mutex<HashMap<AgentName, RateWindow>>,
@@ -119,7 +123,7 @@ pub struct Gate {
 /// What a watcher needs to know about a grant, even after it is gone.
 #[derive(Debug, Clone)]
 struct Known {
-    agent: AgentName,
+    agent: Agent,
     secrets: Vec<SecretName>,
     expires_at: SystemTime,
     ended: Option<(GrantStatus, Instant)>,
@@ -155,6 +159,28 @@ fn cut(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The most of a bound command kept for people to read (messages, the audit log, the
+/// request table); the binding itself is the hash of the whole argv.
+pub const MAX_COMMAND_SHOWN: usize = 2048;
+
+/// A command as approvers and the audit log see it: whole if it is short, else cut to
+/// [`MAX_COMMAND_SHOWN`] bytes in all, saying how much was left out. A request's size in
+/// memory and in the log stays small whatever the agent sends.
+fn shown_command(argv: &[String]) -> Vec<String> {
+    let mut shown = Vec::new();
+    let mut budget = MAX_COMMAND_SHOWN;
+    for (i, arg) in argv.iter().enumerate() {
+        if budget == 0 {
+            shown.push(format!("…({} more arguments)", argv.len() - i));
+            break;
+        }
+        let part = cut(arg, budget);
+        budget = budget.saturating_sub(part.len().min(arg.len()).max(1));
+        shown.push(part);
+    }
+    shown
+}
+
 impl Gate {
     /// A gate and the receiver of grants that end on their own; run
     /// [`Gate::run_maintenance`] with it.
@@ -176,6 +202,7 @@ impl Gate {
             grants,
             audit,
             identities,
+            auth_failures: AuthFailures::default(),
             channels: RwLock::new(Vec::new()),
             limits,
             windows: Mutex::default(),
@@ -233,9 +260,14 @@ impl Gate {
         self.identities.authenticate(token)
     }
 
+    /// A token was missing, malformed or unknown: counted, not logged line by line.
+    pub fn auth_failed(&self, path: &str, why: &'static str) {
+        self.auth_failures.note(&self.audit, path, why);
+    }
+
     // ----- filing -------------------------------------------------------------------
 
-    fn check_rate(&self, agent: &AgentName) -> Result<(), GateError> {
+    fn check_rate(&self, agent: &Agent) -> Result<(), GateError> {
         if self.requests.pending_of(agent) >= self.limits.pending_per_agent as usize {
             return Err(GateError::RateLimited(
                 format!(
@@ -249,7 +281,7 @@ impl Gate {
             .windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let w = windows.entry(agent.clone()).or_default();
+        let w = windows.entry(agent.name.clone()).or_default();
         let now = Instant::now();
         let minute = Duration::from_secs(60);
         while w
@@ -280,7 +312,7 @@ impl Gate {
     /// is posted to every approval channel and waits.
     pub async fn file(
         self: &Arc<Self>,
-        agent: &AgentName,
+        agent: &Agent,
         body: FileRequest,
     ) -> Result<RequestView, GateError> {
         if *self.shutting_down.borrow() {
@@ -308,16 +340,11 @@ impl Gate {
             .command
             .as_deref()
             .map(keygate_proto::api::command_hash);
-        let command = body.command.map(|argv| {
-            argv.into_iter()
-                .take(256)
-                .map(|a| cut(&a, 4096))
-                .collect::<Vec<_>>()
-        });
+        let command = body.command.as_deref().map(shown_command);
         let host = body.host.map(|h| cut(&h, 255));
         self.check_rate(agent)?;
 
-        let eval = self.policy().evaluate_all(agent, &secrets, ttl);
+        let eval = self.policy().evaluate_all(&agent.name, &secrets, ttl);
         let (approvers, quorum, decision) = match &eval.decision {
             Decision::Allow => (Approvers::default(), 0, "allow"),
             Decision::Deny => (Approvers::default(), 0, "deny"),
@@ -336,7 +363,7 @@ impl Gate {
         request.command_sha256 = command_sha256;
         self.audit.record(&Event::RequestFiled {
             request: &request.id,
-            agent,
+            agent: &agent.name,
             secrets: &request.secrets,
             reason: &request.reason,
             rule: eval.rule.as_deref(),
@@ -365,26 +392,40 @@ impl Gate {
                 Ok(view)
             }
             Decision::Ask { .. } => {
-                request.posted_to = self
-                    .channels()
-                    .iter()
-                    .map(|c| c.name().to_owned())
-                    .collect();
+                // Every channel at once; one that fails (Discord down, a message it
+                // refuses) does not keep the request from the others.
+                let channels = self.channels();
                 let view = request.view();
-                for channel in self.channels() {
-                    if let Err(e) = channel.post(&view).await {
-                        // Fail closed: a request nobody can see is refused, not left waiting.
-                        self.audit.record_or_log(&Event::RequestDecided {
-                            request: &request.id,
-                            outcome: "denied",
-                            by: &actor("daemon", "daemon"),
-                            message: Some(&e.to_string()),
-                            grant: None,
-                            ttl_seconds: None,
-                        });
-                        return Err(e.into());
+                let posts = channels.iter().map(|c| c.post(&view));
+                let results = futures_util::future::join_all(posts).await;
+                let mut failure = None;
+                for (channel, result) in channels.iter().zip(results) {
+                    match result {
+                        Ok(()) => request.posted_to.push(channel.name().to_owned()),
+                        Err(e) => {
+                            tracing::warn!(request = %request.id, "{e}");
+                            self.audit.record_or_log(&Event::PostFailed {
+                                request: &request.id,
+                                channel: channel.name(),
+                                why: &e.message,
+                            });
+                            failure = Some(e);
+                        }
                     }
                 }
+                if request.posted_to.is_empty() {
+                    // Fail closed: a request nobody can see is refused, not left waiting.
+                    self.audit.record_or_log(&Event::RequestDecided {
+                        request: &request.id,
+                        outcome: "denied",
+                        by: &actor("daemon", "daemon"),
+                        message: Some("no approval channel could show it"),
+                        grant: None,
+                        ttl_seconds: None,
+                    });
+                    return Err(failure.map_or(GateError::ShuttingDown, GateError::from));
+                }
+                let view = request.view();
                 let id = request.id.clone();
                 let deadline = request.expires_at;
                 self.requests.insert(request);
@@ -537,7 +578,7 @@ impl Gate {
     pub fn cancel(&self, id: &RequestId, caller: &Caller) -> Result<RequestView, GateError> {
         let by = match caller {
             Caller::Operator => actor("operator", "terminal"),
-            Caller::Agent(a) => actor(a.as_str(), "agent"),
+            Caller::Agent(a) => actor(a.name.as_str(), "agent"),
         };
         let result = self
             .requests
@@ -657,14 +698,22 @@ impl Gate {
     /// allows it outright.
     pub async fn release(
         &self,
-        agent: &AgentName,
+        agent: &Agent,
         secret: &SecretName,
         command: Option<&str>,
     ) -> Result<Release, GateError> {
-        let (grant, basis) = if let Some(g) = self.grants.find(agent, secret, command).await {
-            (Some(g), None)
+        // A failing audit log releases nothing, not even reads that share a grant's line.
+        self.audit.ensure_writable()?;
+        let found = self.grants.find(agent, secret, command).await;
+        // Held until the value is handed over: a revocation waits for this read.
+        let _open = match &found {
+            Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
+            None => None,
+        };
+        let (grant, basis) = if let Some(g) = found.as_ref() {
+            (Some(Arc::clone(g)), None)
         } else {
-            let eval = self.policy().evaluate(agent, secret, None);
+            let eval = self.policy().evaluate(&agent.name, secret, None);
             if eval.decision != Decision::Allow {
                 return Err(GateError::NoGrant);
             }
@@ -690,14 +739,14 @@ impl Gate {
         let logged = match &grant {
             Some(g) => g.log_first_read(secret, || {
                 self.audit.record(&Event::Released {
-                    agent,
+                    agent: &agent.name,
                     secret,
                     grant: Some(&g.id),
                     basis: "grant",
                 })
             }),
             None => self.audit.record(&Event::Released {
-                agent,
+                agent: &agent.name,
                 secret,
                 grant: None,
                 basis: basis.as_deref().unwrap_or("rule"),
@@ -789,6 +838,12 @@ impl Gate {
                 .grants
                 .list()
                 .into_iter()
+                .filter(|g| &g.agent.name == a)
+                .collect(),
+            Selector::Registration(a) => self
+                .grants
+                .list()
+                .into_iter()
                 .filter(|g| &g.agent == a)
                 .collect(),
             Selector::Secret(s) => self
@@ -801,13 +856,17 @@ impl Gate {
         };
         let mut revoked = Vec::new();
         for g in chosen {
-            self.audit.record(&Event::GrantEnded {
+            // No read starts after this, and those in flight have finished: the count
+            // below is final, and once this returns nothing is released under the grant.
+            g.close().await;
+            // Revocation reduces access: a full or failing disk must not stop it.
+            self.audit.record_reducing(&Event::GrantEnded {
                 grant: &g.id,
-                agent: &g.agent,
+                agent: &g.agent.name,
                 cause: "revoked",
                 reads: g.reads(),
                 by: Some(by),
-            })?;
+            });
             if self.grants.remove(&g.id).await.is_some() {
                 self.ended(&g.id, GrantStatus::Revoked);
                 self.notify(&Change::GrantEnded {
@@ -830,6 +889,7 @@ impl Gate {
             tokio::select! {
                 _ = tick.tick() => self.grants.tick().await,
                 _ = purge.tick() => {
+                    self.auth_failures.flush(&self.audit, false);
                     self.requests.purge();
                     self.purge_known();
                 }
@@ -837,7 +897,7 @@ impl Gate {
                     self.ended(&grant.id, GrantStatus::Expired);
                     self.audit.record_or_log(&Event::GrantEnded {
                         grant: &grant.id,
-                        agent: &grant.agent,
+                        agent: &grant.agent.name,
                         cause: "expired",
                         reads: grant.reads(),
                         by: None,
@@ -910,35 +970,61 @@ impl Gate {
         Ok(self.identities.add(name)?)
     }
 
+    /// Removes an agent: its token stops working, its pending requests are cancelled and
+    /// its grants revoked. None of it waits on the audit log (it reduces access).
     pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
-        self.audit.record(&Event::AgentRemoved { name })?;
-        self.identities.remove(name)?;
-        self.revoke(
-            &Selector::Agent(name.clone()),
-            &actor("operator", "terminal"),
-        )
-        .await?;
+        let gone = self.identities.remove(name)?;
+        self.audit.record_reducing(&Event::AgentRemoved { name });
+        let by = actor("operator", "terminal");
+        for id in self.requests.pending_ids_of(&gone) {
+            let view = self.requests.update(&id, |r| {
+                if r.status != RequestStatus::Pending {
+                    return Err(());
+                }
+                self.audit.record_reducing(&Event::RequestCancelled {
+                    request: &id,
+                    by: &by,
+                });
+                r.status = RequestStatus::Cancelled;
+                r.decided_by = Some(by.clone());
+                r.decided_at = Some(SystemTime::now());
+                r.message = Some("cancelled: the agent was removed".into());
+                Ok(r.view())
+            });
+            if let Some(Ok(view)) = view {
+                self.requests.wake(&id);
+                self.notify(&Change::Request(Box::new(view)));
+            }
+        }
+        self.revoke(&Selector::Registration(gone), &by).await?;
         Ok(())
     }
 
     // ----- status and shutdown ------------------------------------------------------
 
-    pub fn status(&self, discord: String) -> keygate_proto::api::Status {
+    /// The daemon's state as `caller` may see it: an agent sees its own requests and
+    /// grants, and nothing daemon-wide.
+    pub fn status(&self, caller: &Caller, discord: String) -> keygate_proto::api::Status {
+        let operator = matches!(caller, Caller::Operator);
+        let pending_requests = match caller {
+            Caller::Operator => self.requests.pending(),
+            Caller::Agent(a) => self.requests.pending_of(a),
+        };
         keygate_proto::api::Status {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            store_backend: self.store.backend().to_string(),
-            store_locked: self.store.is_locked(),
-            pending_requests: self.requests.pending(),
-            live_grants: self.grants.list().len(),
-            agents: self.identities.list().len(),
+            store_backend: operator.then(|| self.store.backend().to_string()),
+            store_locked: operator.then(|| self.store.is_locked()),
+            pending_requests,
+            live_grants: self.list_grants(caller).len(),
+            agents: operator.then(|| self.identities.list().len()),
             discord,
             approval_channels: self
                 .channels()
                 .iter()
                 .map(|c| c.name().to_owned())
                 .collect(),
-            policy_rules: self.policy().rules().len(),
+            policy_rules: operator.then(|| self.policy().rules().len()),
         }
     }
 
@@ -959,6 +1045,7 @@ impl Gate {
 impl Gate {
     /// The last line of a run.
     pub fn audit_stopped(&self) {
+        self.auth_failures.flush(&self.audit, true);
         self.audit.record_or_log(&Event::DaemonStopped);
     }
 }
@@ -1004,7 +1091,16 @@ impl Gate {
                     ended: None,
                 },
             );
+        let agent = grant.agent.clone();
+        let id = grant.id.clone();
         self.grants.insert(grant).await;
+        // Checked after the insert: an agent removed meanwhile either sees this grant in
+        // its revocation or is seen gone here. Its grants never outlive it.
+        if !self.identities.is_current(&agent) {
+            let _ = self
+                .revoke(&Selector::Grant(id), &actor("daemon", "daemon"))
+                .await;
+        }
     }
 
     fn ended(&self, id: &GrantId, status: GrantStatus) {
@@ -1119,5 +1215,30 @@ impl Gate {
                 _ = stop.changed() => return Err(GateError::ShuttingDown),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_command_is_shown_whole() {
+        let argv = vec!["git".to_owned(), "push".to_owned()];
+        assert_eq!(shown_command(&argv), argv);
+    }
+
+    #[test]
+    fn a_huge_command_is_cut_to_the_budget() {
+        let argv: Vec<String> = (0..300).map(|_| "x".repeat(60_000)).collect();
+        let shown = shown_command(&argv);
+        let bytes: usize = shown.iter().map(String::len).sum();
+        assert!(bytes < MAX_COMMAND_SHOWN + 64, "{bytes}");
+        assert_eq!(
+            shown.last().map(String::as_str),
+            Some("…(299 more arguments)")
+        );
+        let empties: Vec<String> = vec![String::new(); 100_000];
+        assert!(shown_command(&empties).len() <= MAX_COMMAND_SHOWN + 1);
     }
 }

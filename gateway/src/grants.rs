@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime};
 use keygate_policies::Approvers;
 use keygate_proto::api::{GrantRef, GrantView};
 use keygate_proto::duration::rfc3339;
-use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
+use keygate_proto::{GrantId, RequestId, SecretName};
 use moka::notification::RemovalCause;
 
+use crate::identity::Agent;
 use crate::requests::Request;
 use tokio::sync::mpsc;
 
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 pub struct Grant {
     pub id: GrantId,
     pub request: RequestId,
-    pub agent: AgentName,
+    pub agent: Agent,
     pub secrets: Vec<SecretName>,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
@@ -44,6 +45,12 @@ pub struct Grant {
     logged: Vec<AtomicBool>,
     log_lock: Mutex<()>,
     reads: AtomicU64,
+    /// Set once by [`Grant::close`]: no read starts after it.
+    closed: AtomicBool,
+    /// Held (shared) by each read from the moment it is taken until its value is handed
+    /// over; [`Grant::close`] waits for them, so a revocation that has returned leaves
+    /// no read of this grant in flight.
+    in_flight: tokio::sync::RwLock<()>,
 }
 
 impl Grant {
@@ -73,6 +80,8 @@ impl Grant {
             logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
             log_lock: Mutex::new(()),
             reads: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            in_flight: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -85,7 +94,7 @@ impl Grant {
     pub fn view(&self) -> GrantView {
         GrantView {
             id: self.id.clone(),
-            agent: self.agent.clone(),
+            agent: self.agent.name.clone(),
             secrets: self.secrets.clone(),
             created_at: rfc3339(self.created_at),
             expires_at: rfc3339(self.expires_at),
@@ -142,6 +151,20 @@ impl Grant {
         Ok(())
     }
 
+    /// Holds the grant open for one read, until the guard is dropped: `None` once it is
+    /// closed (revoked).
+    pub async fn hold(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self.in_flight.read().await;
+        (!self.closed.load(Ordering::Acquire)).then_some(guard)
+    }
+
+    /// Closes the grant to new reads and waits for those in flight: after this, its read
+    /// count is final and nothing more is released under it.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(self.in_flight.write().await);
+    }
+
     /// Gives a single-use read back (its audit line could not be written).
     pub fn give_back(&self, secret: &SecretName) {
         if let Some(i) = self.index_of(secret) {
@@ -174,7 +197,7 @@ pub struct Ended {
 /// Every live grant.
 pub struct Grants {
     cache: moka::future::Cache<GrantId, Arc<Grant>>,
-    by_agent: Arc<RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>>,
+    by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>>,
 }
 
 impl std::fmt::Debug for Grants {
@@ -189,7 +212,7 @@ impl Grants {
     /// The grant table, and a receiver of the grants that expire.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<Ended>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let by_agent: Arc<RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>> = Arc::default();
+        let by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>> = Arc::default();
         let index = Arc::clone(&by_agent);
         let cache = moka::future::Cache::builder()
             .expire_after(GrantExpiry)
@@ -218,7 +241,7 @@ impl Grants {
     /// command's hash.
     pub async fn find(
         &self,
-        agent: &AgentName,
+        agent: &Agent,
         secret: &SecretName,
         command: Option<&str>,
     ) -> Option<Arc<Grant>> {
@@ -278,7 +301,7 @@ impl Grants {
     }
 }
 
-fn unindex(index: &RwLock<HashMap<AgentName, Vec<Arc<Grant>>>>, grant: &Grant) {
+fn unindex(index: &RwLock<HashMap<Agent, Vec<Arc<Grant>>>>, grant: &Grant) {
     let mut index = index
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -20,7 +20,23 @@ use subtle::ConstantTimeEq as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Operator,
-    Agent(AgentName),
+    Agent(Agent),
+}
+
+/// An agent as the daemon knows it: its name, and which registration of that name. A
+/// name removed and added again is another agent: the requests and grants of the old one
+/// never pass to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Agent {
+    pub name: AgentName,
+    /// Random, chosen when the agent is added.
+    pub serial: u64,
+}
+
+impl std::fmt::Display for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.name.fmt(f)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +59,17 @@ struct AgentRecord {
     name: AgentName,
     token_sha256: String,
     created_at: String,
+    /// Absent in files written before serials existed: taken from the token's hash then.
+    #[serde(default)]
+    serial: Option<u64>,
+}
+
+/// What the daemon keeps of one agent.
+#[derive(Debug, Clone)]
+struct Registered {
+    token: Hash,
+    created_at: String,
+    serial: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -67,7 +94,7 @@ fn new_token(prefix: &str) -> SecretString {
 pub struct Identities {
     operator: Hash,
     agents_path: PathBuf,
-    agents: RwLock<BTreeMap<AgentName, (Hash, String)>>,
+    agents: RwLock<BTreeMap<AgentName, Registered>>,
 }
 
 impl Identities {
@@ -109,7 +136,17 @@ impl Identities {
                 path: agents_path.to_path_buf(),
                 message: format!("agent `{}`: {e}", a.name),
             })?;
-            agents.insert(a.name, (h, a.created_at));
+            let serial = a.serial.unwrap_or_else(|| {
+                u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+            });
+            agents.insert(
+                a.name,
+                Registered {
+                    token: h,
+                    created_at: a.created_at,
+                    serial,
+                },
+            );
         }
         Ok(Self {
             operator,
@@ -131,9 +168,12 @@ impl Identities {
         // Every hash is compared, in constant time, so timing tells nothing about which
         // (if any) agent is close.
         let mut found = None;
-        for (name, (stored, _)) in agents.iter() {
-            if bool::from(h.ct_eq(stored)) {
-                found = Some(name.clone());
+        for (name, r) in agents.iter() {
+            if bool::from(h.ct_eq(&r.token)) {
+                found = Some(Agent {
+                    name: name.clone(),
+                    serial: r.serial,
+                });
             }
         }
         found.map(Caller::Agent)
@@ -149,33 +189,48 @@ impl Identities {
             return Err(IdentityError::Exists(name.clone()));
         }
         let token = new_token("kga_");
+        let mut serial = [0u8; 8];
+        getrandom::fill(&mut serial).expect("the operating system's random source failed");
         let mut next = agents.clone();
         next.insert(
             name.clone(),
-            (
-                hash(token.expose_secret()),
-                keygate_proto::duration::rfc3339(SystemTime::now()),
-            ),
+            Registered {
+                token: hash(token.expose_secret()),
+                created_at: keygate_proto::duration::rfc3339(SystemTime::now()),
+                serial: u64::from_le_bytes(serial),
+            },
         );
         self.save(&next)?;
         *agents = next;
         Ok(token)
     }
 
-    /// Removes an agent; its token stops working at once.
-    pub fn remove(&self, name: &AgentName) -> Result<(), IdentityError> {
+    /// Removes an agent; its token stops working at once. Returns who it was.
+    pub fn remove(&self, name: &AgentName) -> Result<Agent, IdentityError> {
         let mut agents = self
             .agents
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !agents.contains_key(name) {
+        let Some(gone) = agents.get(name).map(|r| Agent {
+            name: name.clone(),
+            serial: r.serial,
+        }) else {
             return Err(IdentityError::Unknown(name.clone()));
-        }
+        };
         let mut next = agents.clone();
         next.remove(name);
         self.save(&next)?;
         *agents = next;
-        Ok(())
+        Ok(gone)
+    }
+
+    /// Whether this registration of the agent still exists.
+    pub fn is_current(&self, agent: &Agent) -> bool {
+        self.agents
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&agent.name)
+            .is_some_and(|r| r.serial == agent.serial)
     }
 
     /// Agents and when they were added.
@@ -184,18 +239,19 @@ impl Identities {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(n, (_, c))| (n.clone(), c.clone()))
+            .map(|(n, r)| (n.clone(), r.created_at.clone()))
             .collect()
     }
 
-    fn save(&self, agents: &BTreeMap<AgentName, (Hash, String)>) -> Result<(), IdentityError> {
+    fn save(&self, agents: &BTreeMap<AgentName, Registered>) -> Result<(), IdentityError> {
         let file = AgentsFile {
             agents: agents
                 .iter()
-                .map(|(name, (h, created_at))| AgentRecord {
+                .map(|(name, r)| AgentRecord {
                     name: name.clone(),
-                    token_sha256: hex::encode(h),
-                    created_at: created_at.clone(),
+                    token_sha256: hex::encode(r.token),
+                    created_at: r.created_at.clone(),
+                    serial: Some(r.serial),
                 })
                 .collect(),
         };

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth_failures;
 pub mod config;
 pub mod fsutil;
 pub mod gate;

@@ -13,10 +13,11 @@ use keygate_policies::{Approvers, Evaluation};
 use keygate_proto::api::{GrantRef, RequestStatus, RequestView};
 use keygate_proto::approval::DeciderId;
 use keygate_proto::duration::rfc3339;
-use keygate_proto::{AgentName, RequestId, SecretName};
+use keygate_proto::{RequestId, SecretName};
 use tokio::sync::watch;
 
 use crate::audit::Actor;
+use crate::identity::Agent;
 
 /// How long a finished request stays visible to `keygate requests` and to pollers.
 const KEEP_FINISHED: Duration = Duration::from_secs(3600);
@@ -32,7 +33,7 @@ pub struct Approval {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub id: RequestId,
-    pub agent: AgentName,
+    pub agent: Agent,
     pub secrets: Vec<SecretName>,
     pub reason: String,
     pub command: Option<Vec<String>>,
@@ -60,7 +61,7 @@ impl Request {
     /// A new pending request from a policy evaluation that asked for approval.
     #[allow(clippy::too_many_arguments)] // every field is a distinct part of what was asked
     pub fn pending(
-        agent: AgentName,
+        agent: Agent,
         secrets: Vec<SecretName>,
         reason: String,
         command: Option<Vec<String>>,
@@ -103,7 +104,7 @@ impl Request {
     pub fn view(&self) -> RequestView {
         RequestView {
             id: self.id.clone(),
-            agent: self.agent.clone(),
+            agent: self.agent.name.clone(),
             secrets: self.secrets.clone(),
             reason: self.reason.clone(),
             status: self.status,
@@ -194,11 +195,17 @@ impl Requests {
     }
 
     /// Pending requests of one agent.
-    pub fn pending_of(&self, agent: &AgentName) -> usize {
+    pub fn pending_of(&self, agent: &Agent) -> usize {
+        self.pending_ids_of(agent).len()
+    }
+
+    /// The ids of one agent's pending requests.
+    pub fn pending_ids_of(&self, agent: &Agent) -> Vec<RequestId> {
         self.lock()
             .values()
             .filter(|e| e.request.status == RequestStatus::Pending && &e.request.agent == agent)
-            .count()
+            .map(|e| e.request.id.clone())
+            .collect()
     }
 
     pub fn pending(&self) -> usize {

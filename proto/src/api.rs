@@ -282,15 +282,23 @@ pub struct AuditVerify {
 pub struct Status {
     pub version: String,
     pub uptime_seconds: u64,
-    pub store_backend: String,
-    pub store_locked: bool,
+    /// Daemon-wide facts (`store_backend`, `store_locked`, `agents`, `policy_rules`) are
+    /// for the operator; an agent gets `None` and sees only its own counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_backend: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_locked: Option<bool>,
+    /// The caller's own for an agent, every one for the operator.
     pub pending_requests: usize,
+    /// The caller's own for an agent, every one for the operator.
     pub live_grants: usize,
-    pub agents: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<usize>,
     /// `not configured`, `connecting`, `connected`, `disconnected`.
     pub discord: String,
     pub approval_channels: Vec<String>,
-    pub policy_rules: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_rules: Option<usize>,
 }
 
 /// The header `keygate exec` sends with `GET /v1/secrets/{name}`: the SHA-256 of the

@@ -281,6 +281,30 @@ fn one_person_who_renames_is_still_one_approver() {
     assert_eq!(finish(child).code, 0);
 }
 
+/// Red-team finding 10: Discord refusing a message does not keep the request from the
+/// terminal, and releases nothing by itself.
+#[test]
+fn a_refused_post_leaves_the_request_to_the_terminal() {
+    let w = World::new();
+    w.sim.refuse_posts(1);
+    let child =
+        w.d.keygate_as(&w.agent, &["get", "github/token", "--reason", "x"])
+            .spawn();
+    let id = w.d.pending_request();
+    let r =
+        w.d.requests()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap();
+    assert_eq!(r["posted_to"], serde_json::json!(["terminal"]), "{r}");
+    assert!(w.sim.messages().iter().all(|m| !m.text().contains(&id)));
+    assert!(w.d.audit().contains("\"post_failed\""), "{}", w.d.audit());
+    w.d.keygate(&["approve", &id]).ok();
+    let r = finish(child);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), VALUE);
+}
+
 #[test]
 fn timeout_and_revoke_edit_the_message() {
     let w = World::new();

@@ -470,6 +470,12 @@ impl Simulator {
             .await
     }
 
+    /// Refuse the next `n` message posts with 400 Invalid Form Body, as Discord refuses
+    /// a message it cannot take.
+    pub fn refuse_posts(&self, n: u32) {
+        self.shared.update(|st| st.refuse_posts = n);
+    }
+
     /// Cut every gateway connection without a close frame. The session stays
     /// resumable; interactions dispatched before the bot resumes wait for it.
     pub fn drop_connection(&self) {

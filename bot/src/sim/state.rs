@@ -110,6 +110,9 @@ pub(crate) struct State {
     pub heartbeat_count: u64,
     pub rest_log: Vec<RestCall>,
     pub commands: Vec<Value>,
+    /// How many of the next message posts to refuse, as Discord refuses a message it
+    /// cannot take (a test's way to make a channel fail).
+    pub refuse_posts: u32,
 }
 
 impl State {

@@ -18,20 +18,25 @@ pub async fn run(client: &Client, args: ListArgs) -> Outcome {
         s.version,
         short(std::time::Duration::from_secs(s.uptime_seconds))
     );
-    println!(
-        "secret store:      {}{}",
-        s.store_backend,
-        if s.store_locked {
+    if let Some(backend) = &s.store_backend {
+        let locked = if s.store_locked == Some(true) {
             " (locked: run `keygate unlock`)"
         } else {
             ""
-        }
-    );
+        };
+        println!("secret store:      {backend}{locked}");
+    }
     println!("approvals from:    {}", s.approval_channels.join(", "));
     println!("discord:           {}", s.discord);
-    println!("pending requests:  {}", s.pending_requests);
-    println!("live grants:       {}", s.live_grants);
-    println!("agents:            {}", s.agents);
-    println!("policy rules:      {}", s.policy_rules);
+    // An agent's token gets its own counts only.
+    let own = if s.agents.is_none() { " (yours)" } else { "" };
+    println!("pending requests:  {}{own}", s.pending_requests);
+    println!("live grants:       {}{own}", s.live_grants);
+    if let Some(agents) = s.agents {
+        println!("agents:            {agents}");
+    }
+    if let Some(rules) = s.policy_rules {
+        println!("policy rules:      {rules}");
+    }
     Ok(())
 }

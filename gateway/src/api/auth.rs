@@ -5,7 +5,6 @@ use hyper::header;
 use hyper::http::request::Parts;
 
 use super::error::ApiError;
-use crate::audit::Event;
 use crate::gate::Gate;
 use crate::identity::Caller;
 
@@ -23,19 +22,13 @@ pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256);
     let Some(token) = token else {
-        gate.audit.record_or_log(&Event::AuthFailed {
-            route: parts.uri.path(),
-            why: "malformed authorization header",
-        });
+        gate.auth_failed(parts.uri.path(), "malformed authorization header");
         return Err(ApiError::unauthenticated(
             "malformed Authorization header: expected `Bearer <token>`",
         ));
     };
     gate.authenticate(token).ok_or_else(|| {
-        gate.audit.record_or_log(&Event::AuthFailed {
-            route: parts.uri.path(),
-            why: "unknown token",
-        });
+        gate.auth_failed(parts.uri.path(), "unknown token");
         ApiError::unauthenticated("unknown or revoked token")
     })
 }
@@ -49,7 +42,7 @@ pub fn operator(caller: &Caller) -> Result<(), ApiError> {
 }
 
 /// Agent-only routes.
-pub fn agent(caller: &Caller) -> Result<&keygate_proto::AgentName, ApiError> {
+pub fn agent(caller: &Caller) -> Result<&crate::identity::Agent, ApiError> {
     match caller {
         Caller::Agent(a) => Ok(a),
         Caller::Operator => Err(ApiError::forbidden(

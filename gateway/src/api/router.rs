@@ -70,7 +70,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::POST, ["store", "unlock"]) => store::unlock(&gate, &caller, body).await,
         (&Method::GET, ["audit"]) => audit::list(&gate, &caller, q),
         (&Method::GET, ["audit", "verify"]) => audit::verify(&gate, &caller),
-        (&Method::GET, ["status"]) => Ok(status::get(&gate)),
+        (&Method::GET, ["status"]) => Ok(status::get(&gate, &caller)),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

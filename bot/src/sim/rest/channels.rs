@@ -22,6 +22,18 @@ fn channel_of(r: &Req<'_>, seg: &str) -> Result<u64, ApiError> {
 pub(super) fn create(r: &Req<'_>, channel: &str) -> Reply {
     let channel = channel_of(r, channel)?;
     let body = MessageBody::from_json(&r.json()?)?;
+    let refused = r.shared.update(|st| {
+        let refuse = st.refuse_posts > 0;
+        st.refuse_posts = st.refuse_posts.saturating_sub(1);
+        refuse
+    });
+    if refused {
+        return Err(ApiError::invalid_form(
+            "content",
+            "BASE_TYPE_MAX_LENGTH",
+            "Must be 2000 or fewer in length.",
+        ));
+    }
     let m = SimMessage::create(
         r.shared.ids.next(),
         channel,

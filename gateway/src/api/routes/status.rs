@@ -1,15 +1,19 @@
-//! `GET /v1/status`: the daemon's state, for any authenticated caller.
+//! `GET /v1/status`: the daemon's state, for any authenticated caller; an agent sees only
+//! what is its own.
 
 use hyper::StatusCode;
 
 use crate::api::Ctx;
 use crate::api::body::reply;
 
-pub fn get(gate: &Ctx) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+pub fn get(
+    gate: &Ctx,
+    caller: &crate::identity::Caller,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let discord = gate
         .channel_states()
         .into_iter()
         .find(|(name, _)| *name == "discord")
         .map_or_else(|| "not configured".to_owned(), |(_, state)| state);
-    reply(StatusCode::OK, &gate.status(discord))
+    reply(StatusCode::OK, &gate.status(caller, discord))
 }

@@ -172,6 +172,9 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     .await?;
     let agent = AgentName::new("demo-agent")?;
     let token = gate.add_agent(&agent)?;
+    let Some(Caller::Agent(agent)) = gate.authenticate(token.expose_secret()) else {
+        anyhow::bail!("the demo agent's new token was not accepted");
+    };
     say("2. Stored the secret `demo/api-key` and added the agent `demo-agent`.");
 
     let view = gate
