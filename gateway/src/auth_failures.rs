@@ -32,14 +32,7 @@ pub struct AuthFailures {
 
 /// A route's path as the audit log may hold it: at most [`MAX_ROUTE`] bytes.
 fn route_label(path: &str) -> String {
-    if path.len() <= MAX_ROUTE {
-        return path.to_owned();
-    }
-    let mut end = MAX_ROUTE;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &path[..end])
+    crate::gate::cut(path, MAX_ROUTE)
 }
 
 impl AuthFailures {

@@ -148,7 +148,8 @@ fn actor(who: impl Into<String>, via: &'static str) -> Actor {
     }
 }
 
-fn cut(text: &str, max: usize) -> String {
+/// `text`, cut to at most `max` bytes on a character boundary, with a mark when cut.
+pub(crate) fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
