@@ -48,6 +48,9 @@ pub enum GateError {
     Conflict(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// The blocking task that talked to the store panicked or was cancelled.
+    #[error("the secret store's task failed")]
+    StoreTask(#[source] tokio::task::JoinError),
     #[error("the audit log cannot be written, so nothing was done: {0}")]
     Audit(#[from] crate::audit::AuditError),
     #[error("the request could not be shown to approvers, so it was not filed: {0}")]
@@ -782,7 +785,7 @@ impl Gate {
         let generation = self.values_generation.load(Ordering::Acquire);
         let found = tokio::task::spawn_blocking(move || store.get(&key))
             .await
-            .map_err(|e| GateError::Conflict(format!("store task failed: {e}")))??;
+            .map_err(GateError::StoreTask)??;
         if let Some(v) = &found {
             let mut values = self
                 .values
@@ -919,7 +922,7 @@ impl Gate {
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
-            .map_err(|e| GateError::Conflict(format!("store task failed: {e}")))?
+            .map_err(GateError::StoreTask)?
             .map_err(GateError::from)
     }
 

@@ -86,7 +86,9 @@ impl From<GateError> for ApiError {
             GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
                 (StatusCode::FORBIDDEN, "wrong_passphrase")
             }
-            GateError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            GateError::Store(_) | GateError::StoreTask(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_error")
+            }
             GateError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "audit_failed"),
             GateError::Channel(_) => (StatusCode::BAD_GATEWAY, "channel_failed"),
             GateError::Identity(crate::identity::IdentityError::Exists(_)) => {
