@@ -133,20 +133,21 @@ impl FakeDaemon {
 
     /// Connects, sends a marker and waits until it is recorded: every connection made
     /// before it has been recorded by then (the fake takes them in order). Returns the
-    /// lengths of the connections recorded before the marker.
+    /// lengths of every connection recorded so far, markers left out.
     fn settle(&self) -> Vec<usize> {
-        let marker = "SETTLE";
+        let marker = "6:534554544c45"; // "SETTLE", as the fake records it
+        let markers = |lines: &[String]| lines.iter().filter(|l| *l == marker).count();
+        let before = markers(&self.lines());
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect");
-        s.write_all(marker.as_bytes()).expect("write");
+        s.write_all(b"SETTLE").expect("write");
         drop(s);
-        let want = "6:534554544c45".to_owned(); // as the fake records it
         let lines = poll(Duration::from_secs(10), "the marker", || {
             let lines = self.lines();
-            lines.contains(&want).then_some(lines)
+            (markers(&lines) > before).then_some(lines)
         });
         lines
             .iter()
-            .take_while(|l| **l != want)
+            .filter(|l| *l != marker)
             .map(|l| {
                 l.split(':')
                     .next()
@@ -279,6 +280,7 @@ fn the_cli_checks_who_listens_before_it_sends_a_byte() {
         .env("KEYGATE_DAEMON_UID", NOBODY.to_string());
     let (code, _) = secrets_set(cmd);
     assert_ne!(code, 0, "the fake never answers");
+    assert_eq!(fake.settle().len(), 2);
     assert!(fake.received().contains(TOKEN), "{:?}", fake.received());
 
     let mut cmd = victim(tmp.path(), &["status"]);
@@ -400,4 +402,206 @@ fn without_xdg_runtime_dir_daemon_and_cli_meet_in_a_private_fallback() {
     let _ = daemon.kill();
     let _ = daemon.wait();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// `Max core file size` in `/proc/PID/limits`: (soft, hard), as written there.
+fn core_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core line");
+    let mut fields = line["Max core file size".len()..].split_whitespace();
+    let soft = fields.next().expect("soft").to_owned();
+    let hard = fields.next().expect("hard").to_owned();
+    (soft, hard)
+}
+
+/// Who owns `/proc/PID/status`: the process's own uid while it is dumpable, root once it
+/// is not (`PR_SET_DUMPABLE` 0; the kernel keeps the `/proc/PID` directory itself with
+/// the process's uid). Only telling for a process that does not run as root.
+fn proc_owner(pid: u32) -> u32 {
+    std::fs::metadata(format!("/proc/{pid}/status"))
+        .expect("/proc/PID/status")
+        .uid()
+}
+
+/// `setpriv` as uid 65534, after raising the soft core limit to the hard one: a limit of
+/// 0 that the process then shows is its own doing.
+fn nobody_with_cores() -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        r#"ulimit -S -c "$(ulimit -H -c)" && exec setpriv "$@""#,
+        "sh",
+    ])
+    .args(as_nobody());
+    cmd
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).expect("read_dir") {
+            chown_tree(&entry.expect("entry").path(), uid);
+        }
+    }
+}
+
+#[test]
+fn keygated_and_a_waiting_keygate_cannot_dump_core() {
+    if !can_switch_users() {
+        return;
+    }
+    // Everything runs as uid 65534, so that `/proc/PID`'s owner tells dumpable (65534)
+    // from not (root). No XDG_RUNTIME_DIR: the fallback also proves the uid is still
+    // known once `/proc/self` belongs to root.
+    let tmp = shared_tmp();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join("config/keygate")).unwrap();
+    std::fs::write(
+        home.join("config/keygate/policies.toml"),
+        keygate_tests::POLICY,
+    )
+    .unwrap();
+    chown_tree(&home, NOBODY);
+    let env = |cmd: &mut Command| {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", tmp.path())
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("KEYGATE_SECRET_STORE", "memory")
+            .stdin(Stdio::null());
+    };
+    let mut cmd = nobody_with_cores();
+    cmd.arg(bin("keygated")).arg("serve");
+    env(&mut cmd);
+    let log = std::fs::File::create(tmp.path().join("keygated.log")).unwrap();
+    // Its working directory is where a plain `core_pattern = core` would put a dump.
+    let mut daemon = cmd
+        .current_dir(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let socket = tmp.path().join(format!("keygate-{NOBODY}/keygated.sock"));
+    poll(
+        Duration::from_secs(20),
+        "keygated's fallback socket",
+        || {
+            if let Ok(Some(status)) = daemon.try_wait() {
+                let log = std::fs::read_to_string(tmp.path().join("keygated.log"));
+                panic!("keygated exited ({status}): {log:?}");
+            }
+            std::os::unix::net::UnixStream::connect(&socket)
+                .ok()
+                .map(|_| ())
+        },
+    );
+
+    // The operator, as root, talking to a daemon of uid 65534: it has to say so.
+    let operator = std::fs::read_to_string(home.join("config/keygate/operator.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let url = format!("unix://{}", socket.display());
+    let keygate = |args: &[&str]| {
+        let out = Command::new(bin("keygate"))
+            .args(args)
+            .env_clear()
+            .env("KEYGATE_URL", &url)
+            .env("KEYGATE_TOKEN", &operator)
+            .env("KEYGATE_DAEMON_UID", NOBODY.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keygate {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut set = Command::new(bin("keygate"));
+    set.args(["secrets", "set", "github/token"])
+        .env_clear()
+        .env("KEYGATE_URL", &url)
+        .env("KEYGATE_TOKEN", &operator)
+        .env("KEYGATE_DAEMON_UID", NOBODY.to_string());
+    let (code, stderr) = {
+        set.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        secrets_set(set)
+    };
+    assert_eq!(code, 0, "{stderr}");
+    let agent = keygate(&["agents", "add", "ci-one"]).trim().to_owned();
+
+    // An agent's `keygate get`, as uid 65534, at the default (fallback) socket.
+    let mut cmd = nobody_with_cores();
+    cmd.arg(bin("keygate")).args(["get", "github/token"]);
+    env(&mut cmd);
+    let get = cmd
+        .env("KEYGATE_TOKEN", &agent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = poll(Duration::from_secs(20), "the agent's request", || {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&keygate(&["requests", "--json"])).unwrap();
+        list.iter()
+            .find(|r| r["status"] == "pending")
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    });
+
+    // The control: a process of uid 65534 that did nothing owns its /proc/PID.
+    let mut control = nobody_with_cores().args(["sleep", "60"]).spawn().unwrap();
+    let control_owner = poll(Duration::from_secs(10), "the control's exec", || {
+        let owner = proc_owner(control.id());
+        (owner == NOBODY).then_some(owner)
+    });
+    let (soft, hard) = core_limits(control.id());
+    let _ = control.kill();
+    let _ = control.wait();
+    assert_eq!(control_owner, NOBODY);
+    assert_eq!(
+        soft, hard,
+        "the soft limit was raised for the processes under test"
+    );
+
+    assert_eq!(core_limits(daemon.id()), ("0".into(), "0".into()));
+    assert_eq!(proc_owner(daemon.id()), 0, "keygated is dumpable");
+    assert_eq!(core_limits(get.id()).0, "0");
+    assert_eq!(proc_owner(get.id()), 0, "keygate get is dumpable");
+
+    // And both still work as they did.
+    keygate(&["approve", &id]);
+    let out = get.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{VALUE}\n"));
+
+    // The crash of the finding: SIGABRT. Where the kernel writes dumps to a plain file in
+    // the working directory, none appears.
+    let status = Command::new("kill")
+        .args(["-ABRT", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = poll(Duration::from_secs(10), "keygated to abort", || {
+        daemon.try_wait().ok().flatten()
+    });
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&ended),
+        Some(6)
+    );
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim() == "core" {
+        let dumps: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
+            .collect();
+        assert!(dumps.is_empty(), "keygated dumped core: {dumps:?}");
+    } else {
+        eprintln!("core_pattern is {pattern:?}: not checking for a dump file");
+    }
 }
