@@ -605,3 +605,43 @@ fn keygated_and_a_waiting_keygate_cannot_dump_core() {
         eprintln!("core_pattern is {pattern:?}: not checking for a dump file");
     }
 }
+
+#[test]
+fn a_multi_line_value_is_masked_when_the_child_turns_onlcr_on() {
+    let d = keygate_tests::Daemon::start();
+    let agent = d.agent("ci-one");
+    d.secret("public/pem", "first-line-4b1c\nsecond-line-9e2d");
+    // The child turns output processing on for the pty it writes to (its stdout), so
+    // the kernel writes each `\n` of the value as `\r\n`; it shows that it did.
+    let child = r#"exec 3>&1; stty opost onlcr <&3; printf '[%s]\n' "$PUBLIC_PEM"; stty -a <&3 | tr ' ' '\n' | grep -Ex -- '-?(opost|onlcr)'"#;
+    let line = format!(
+        "{} exec -s public/pem -- sh -c \"$CHILD\"",
+        bin("keygate").display()
+    );
+    // `script` (util-linux) gives keygate a terminal for stdout, so the child gets a pty.
+    let out = match Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KEYGATE_URL", format!("unix://{}", d.socket().display()))
+        .env("KEYGATE_TOKEN", &agent)
+        .env("CHILD", child)
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: `script` (util-linux) is not available: {e}");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.contains("opost\nonlcr\n"), "the child's pty: {text:?}");
+    assert!(text.contains("[<keygate:public/pem>]\n"), "{text:?}");
+    assert!(
+        !text.contains("first-line-4b1c") && !text.contains("second-line-9e2d"),
+        "{text:?}"
+    );
+}
