@@ -138,8 +138,8 @@ fn https_target(url: &str) -> Result<(String, u16), Failure> {
 }
 
 impl Client {
-    /// Where the daemon is and who we are, from `KEYGATE_URL` and `KEYGATE_TOKEN` (default:
-    /// the operator token file, if readable).
+    /// Where the daemon is and who we are, from `KEYGATE_URL` and `KEYGATE_TOKEN` (default,
+    /// for a Unix socket only: the operator token file, if readable).
     pub fn from_env() -> Outcome<Self> {
         let paths = Paths::from_env();
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -176,6 +176,9 @@ impl Client {
             .filter(|v| !v.is_empty())
         {
             Some(t) => Some(Zeroizing::new(t)),
+            // The operator token file is this machine's: it is never even read for a
+            // daemon elsewhere (see `call_with`).
+            None if matches!(target, Target::Https { .. }) => None,
             None => std::fs::read_to_string(paths.operator_token())
                 .ok()
                 .map(|t| Zeroizing::new(t.trim().to_owned())),
@@ -219,6 +222,17 @@ impl Client {
                 ),
             )
         };
+        if matches!(self.target, Target::Https { .. }) && self.token.is_none() {
+            // Not authenticated, as the daemon would say (5): before any connection, so
+            // nothing of this machine's goes anywhere.
+            return Err(plain(
+                Exit::Auth,
+                format!(
+                    "KEYGATE_URL is {:?}: set KEYGATE_TOKEN to your token for that daemon (the local operator token is never sent over the network)",
+                    self.target
+                ),
+            ));
+        }
         let handshake =
             |e: hyper::Error| plain(Exit::Unreachable, format!("keygated did not answer: {e}"));
         let mut sender = match &self.target {

@@ -1,9 +1,11 @@
-//! Trust between the CLI and the daemon on one machine, attacked by another local user
-//! (uid 65534, "nobody"): a socket planted where the CLI looks for the daemon, a runtime
-//! directory made by someone else, and (further down) core dumps and remote URLs.
+//! The red-team findings about what a machine's own users and programs can get at
+//! (docs/security.md, findings 2, 8 and 9, and the https token question): a socket planted
+//! by another local user (uid 65534, "nobody") where the CLI looks for the daemon, a
+//! runtime directory made by someone else, core dumps, a child that turns its pty's output
+//! processing on, and the local operator token sent to an `https://` URL.
 //!
-//! These tests need root (to run the attacker as another user with `setpriv`, and to
-//! chown); without it they say they are skipped.
+//! The tests that play two users need root (`setpriv`, chown); without it they say they
+//! are skipped.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -644,4 +646,77 @@ fn a_multi_line_value_is_masked_when_the_child_turns_onlcr_on() {
         !text.contains("first-line-4b1c") && !text.contains("second-line-9e2d"),
         "{text:?}"
     );
+}
+
+#[test]
+fn an_https_url_without_keygate_token_sends_no_local_token() {
+    let d = keygate_tests::Daemon::start_with(
+        keygate_tests::POLICY,
+        &[("KEYGATE_SERVER_LISTEN", "127.0.0.1:0")],
+    );
+    let line = poll(Duration::from_secs(10), "the TLS listener", || {
+        d.log()
+            .lines()
+            .find(|l| l.contains("serving TLS on"))
+            .map(str::to_owned)
+    });
+    let url = line
+        .split("serving TLS on ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .expect("url")
+        .to_owned();
+    let fp = line
+        .split("fingerprint ")
+        .nth(1)
+        .expect("fingerprint")
+        .trim()
+        .to_owned();
+    let operator = d.operator_token();
+
+    // The CLI's config dir holds the operator token (the daemon's own), and KEYGATE_URL
+    // points at a daemon over the network: the token file is not used.
+    let r = d
+        .keygate_as("", &["grants"])
+        .env_remove("KEYGATE_TOKEN")
+        .env("KEYGATE_URL", &url)
+        .env("KEYGATE_FINGERPRINT", &fp)
+        .run();
+    assert_eq!(r.code, 5, "{r:?}");
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("set KEYGATE_TOKEN"), "{}", r.stderr);
+    assert!(!r.stderr.contains(&operator), "{}", r.stderr);
+
+    // Nothing reaches the network at all: a listener standing in for the remote daemon
+    // sees no connection.
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    fake.set_nonblocking(true).unwrap();
+    let r = d
+        .keygate_as("", &["secrets", "list"])
+        .env_remove("KEYGATE_TOKEN")
+        .env(
+            "KEYGATE_URL",
+            &format!("https://{}", fake.local_addr().unwrap()),
+        )
+        .run();
+    assert_eq!(r.code, 5, "{r:?}");
+    match fake.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the CLI connected: {other:?}"),
+    }
+
+    // With the token named explicitly, the same call goes through.
+    let agent = d.agent("ci-remote");
+    let r = d
+        .keygate_as(&agent, &["grants", "--json"])
+        .env("KEYGATE_URL", &url)
+        .env("KEYGATE_FINGERPRINT", &fp)
+        .run();
+    assert_eq!(r.code, 0, "{r:?}");
+    // And the operator token still serves the local socket by default.
+    let r = d
+        .keygate_as("", &["grants", "--json"])
+        .env_remove("KEYGATE_TOKEN")
+        .run();
+    assert_eq!(r.code, 0, "{r:?}");
 }
