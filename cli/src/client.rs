@@ -379,3 +379,24 @@ impl Client {
 pub fn encode_name(name: &str) -> String {
     name.replace('/', "%2F")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygate_daemon_uid_adds_one_numeric_uid() {
+        let me = keygate_proto::paths::effective_uid();
+        assert_eq!(daemon_uids(None).expect("uids"), vec![me]);
+        assert_eq!(daemon_uids(Some(&me.to_string())).expect("uids"), vec![me]);
+        let other = me.wrapping_add(1);
+        assert_eq!(
+            daemon_uids(Some(&format!(" {other}\n"))).expect("uids"),
+            vec![me, other]
+        );
+        for bad in ["nobody", "-1", "1,2", ""] {
+            let e = daemon_uids(Some(bad)).expect_err(bad);
+            assert_eq!(e.exit, Exit::Usage, "{bad}");
+        }
+    }
+}
