@@ -1,6 +1,12 @@
 //! Talking to the daemon: HTTP/1.1 over its Unix socket (`KEYGATE_URL=unix:///path`, or
 //! the default socket), with the caller's token. Errors become [`Failure`]s with SPEC.md's
 //! exit codes: unreachable 6, unauthenticated or forbidden 5.
+//!
+//! Before a single byte goes over a Unix socket, the daemon behind it must prove who it
+//! is: the process listening on it (`SO_PEERCRED`) must run as this user, or as the uid
+//! named by `KEYGATE_DAEMON_UID`; and the default socket's directory must be private to
+//! that user (0700). A socket someone else put in our way is refused as unreachable (6):
+//! whatever answers there, it is not a keygated this user can trust.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,7 +42,12 @@ impl From<CallError> for Failure {
 /// Where the daemon is.
 #[derive(Clone)]
 enum Target {
-    Unix(PathBuf),
+    Unix {
+        socket: PathBuf,
+        /// The default socket: its directory (`$XDG_RUNTIME_DIR/keygate`, or the
+        /// `/tmp/keygate-$UID` fallback) must be private to a trusted uid as well.
+        default: bool,
+    },
     Https {
         host: String,
         port: u16,
@@ -47,7 +58,7 @@ enum Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+            Self::Unix { socket, .. } => write!(f, "unix://{}", socket.display()),
             Self::Https { host, port, .. } => write!(f, "https://{host}:{port}"),
         }
     }
@@ -57,6 +68,52 @@ impl std::fmt::Debug for Target {
 pub struct Client {
     target: Target,
     token: Option<Zeroizing<String>>,
+    /// Who may be listening on a Unix socket: this user, and `KEYGATE_DAEMON_UID`.
+    daemon_uids: Vec<u32>,
+}
+
+/// The uids a daemon on a Unix socket may run as: ours, and the one `KEYGATE_DAEMON_UID`
+/// names (a number).
+fn daemon_uids(named: Option<&str>) -> Result<Vec<u32>, Failure> {
+    let mut uids = vec![keygate_proto::paths::effective_uid()];
+    if let Some(named) = named {
+        let uid: u32 = named.trim().parse().map_err(|_| {
+            Failure::new(
+                Exit::Usage,
+                "KEYGATE_DAEMON_UID must be a numeric user id (the uid keygated runs as)",
+            )
+        })?;
+        if !uids.contains(&uid) {
+            uids.push(uid);
+        }
+    }
+    Ok(uids)
+}
+
+/// Refuses a Unix socket whose listener runs as a uid we do not trust. Called on a fresh
+/// connection, before anything is written to it.
+fn check_peer(stream: &UnixStream, socket: &std::path::Path, trusted: &[u32]) -> Outcome {
+    let cred = stream.peer_cred().map_err(|e| {
+        Failure::new(
+            Exit::Unreachable,
+            format!(
+                "refusing the socket at {}: cannot tell who listens on it: {e}",
+                socket.display()
+            ),
+        )
+    })?;
+    let uid = cred.uid();
+    if trusted.contains(&uid) {
+        return Ok(());
+    }
+    let mine = trusted.first().copied().unwrap_or_default();
+    Err(Failure::new(
+        Exit::Unreachable,
+        format!(
+            "refusing the socket at {}: the process listening on it runs as uid {uid}, not as uid {mine}: it is not your keygated, and nothing was sent (if keygated really runs as that user, set KEYGATE_DAEMON_UID={uid})",
+            socket.display()
+        ),
+    ))
 }
 
 /// `https://host:port[/]` → (host, port).
@@ -81,15 +138,22 @@ fn https_target(url: &str) -> Result<(String, u16), Failure> {
 }
 
 impl Client {
-    /// Where the daemon is and who we are, from `KEYGATE_URL` and `KEYGATE_TOKEN` (default:
-    /// the operator token file, if readable).
+    /// Where the daemon is and who we are, from `KEYGATE_URL` and `KEYGATE_TOKEN` (default,
+    /// for a Unix socket only: the operator token file, if readable).
     pub fn from_env() -> Outcome<Self> {
         let paths = Paths::from_env();
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let daemon_uids = daemon_uids(env("KEYGATE_DAEMON_UID").as_deref())?;
         let target = match env("KEYGATE_URL") {
-            None => Target::Unix(paths.socket()),
+            None => Target::Unix {
+                socket: paths.socket(),
+                default: true,
+            },
             Some(url) => match url.strip_prefix("unix://") {
-                Some(path) if !path.is_empty() => Target::Unix(PathBuf::from(path)),
+                Some(path) if !path.is_empty() => Target::Unix {
+                    socket: PathBuf::from(path),
+                    default: false,
+                },
                 _ if url.starts_with("http://") => {
                     return Err(Failure::new(
                         Exit::Usage,
@@ -112,11 +176,18 @@ impl Client {
             .filter(|v| !v.is_empty())
         {
             Some(t) => Some(Zeroizing::new(t)),
+            // The operator token file is this machine's: it is never even read for a
+            // daemon elsewhere (see `call_with`).
+            None if matches!(target, Target::Https { .. }) => None,
             None => std::fs::read_to_string(paths.operator_token())
                 .ok()
                 .map(|t| Zeroizing::new(t.trim().to_owned())),
         };
-        Ok(Self { target, token })
+        Ok(Self {
+            target,
+            token,
+            daemon_uids,
+        })
     }
 
     /// Calls the daemon and decodes its JSON answer.
@@ -151,13 +222,50 @@ impl Client {
                 ),
             )
         };
+        if matches!(self.target, Target::Https { .. }) && self.token.is_none() {
+            // Not authenticated, as the daemon would say (5): before any connection, so
+            // nothing of this machine's goes anywhere.
+            return Err(plain(
+                Exit::Auth,
+                format!(
+                    "KEYGATE_URL is {:?}: set KEYGATE_TOKEN to your token for that daemon (the local operator token is never sent over the network)",
+                    self.target
+                ),
+            ));
+        }
         let handshake =
             |e: hyper::Error| plain(Exit::Unreachable, format!("keygated did not answer: {e}"));
         let mut sender = match &self.target {
-            Target::Unix(socket) => {
+            Target::Unix { socket, default } => {
+                if *default && let Some(dir) = socket.parent() {
+                    // The fallback `/tmp/keygate-$UID` is a name anyone can take first.
+                    match keygate_proto::paths::check_private_dir(dir, &self.daemon_uids) {
+                        Ok(()) => {}
+                        // No directory: no daemon (and nothing of anyone else's) there.
+                        Err(keygate_proto::paths::UntrustedDir::Io { error, .. })
+                            if error.kind() == std::io::ErrorKind::NotFound =>
+                        {
+                            return Err(unreachable(&error));
+                        }
+                        Err(e) => {
+                            return Err(plain(
+                                Exit::Unreachable,
+                                format!(
+                                    "refusing the daemon's socket directory: {e}; nothing was sent (is someone else's program waiting there? set XDG_RUNTIME_DIR, or KEYGATE_URL)"
+                                ),
+                            ));
+                        }
+                    }
+                }
                 let stream = UnixStream::connect(socket)
                     .await
                     .map_err(|e| unreachable(&e))?;
+                // Who listens there is known before any byte (token, value) is written.
+                check_peer(&stream, socket, &self.daemon_uids).map_err(|failure| CallError {
+                    code: String::new(),
+                    status: 0,
+                    failure,
+                })?;
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                     .await
                     .map_err(handshake)?;
@@ -270,4 +378,25 @@ impl Client {
 /// `github/token` → `github%2Ftoken`, as the API's paths want names.
 pub fn encode_name(name: &str) -> String {
     name.replace('/', "%2F")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygate_daemon_uid_adds_one_numeric_uid() {
+        let me = keygate_proto::paths::effective_uid();
+        assert_eq!(daemon_uids(None).expect("uids"), vec![me]);
+        assert_eq!(daemon_uids(Some(&me.to_string())).expect("uids"), vec![me]);
+        let other = me.wrapping_add(1);
+        assert_eq!(
+            daemon_uids(Some(&format!(" {other}\n"))).expect("uids"),
+            vec![me, other]
+        );
+        for bad in ["nobody", "-1", "1,2", ""] {
+            let e = daemon_uids(Some(bad)).expect_err(bad);
+            assert_eq!(e.exit, Exit::Usage, "{bad}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod tls;
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use keygate_proto::hardening::CoreLimit;
 
 use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
 use crate::commands::{
@@ -19,6 +20,12 @@ use crate::commands::{
 use crate::failure::{Exit, Outcome};
 
 fn main() -> ExitCode {
+    // It holds tokens and values: no core dump of it. The hard limit stays, so that
+    // `exec`'s child (which starts with a soft limit of 0) may raise its own.
+    if let Err(e) = keygate_proto::hardening::no_core_dumps(CoreLimit::SoftOnly) {
+        eprintln!("keygate: cannot turn core dumps off: {e}");
+        return ExitCode::from(Exit::Error as u8);
+    }
     let cli = args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -15,6 +15,11 @@
 //! still grow, the bytes it needs to decide. So a prompt is shown as soon as it is read,
 //! unless its last bytes could begin a secret.
 //!
+//! Line endings: a value that holds a line break is also masked in the forms a terminal's
+//! output processing gives it, since a child under a pty can turn that on (`stty opost
+//! onlcr`): `\n` written as `\r\n` (`onlcr`), `\r` written as `\n` (`ocrnl`), and both.
+//! Each form is one more pattern with the value's marker; nothing else changes.
+//!
 //! Speed: the search is Aho-Corasick (leftmost-longest) with its SIMD prefilter, so text
 //! without secrets moves at memchr-like speed; `examples/mask_bench.rs` measures it.
 
@@ -60,7 +65,10 @@ struct Engine {
     leftmost: AhoCorasick,
     /// Finds every occurrence, overlapping ones too: only used near a match.
     overlapping: AhoCorasick,
+    /// What is searched for: every value, and its line-ending forms.
     values: Vec<Vec<u8>>,
+    /// The marker of each of `values`.
+    marker_of: Vec<usize>,
     markers: Vec<Vec<u8>>,
     /// Whether a byte begins some value: most bytes of a tail are dismissed by this.
     first: [bool; 256],
@@ -69,18 +77,29 @@ struct Engine {
 
 impl Masker {
     /// A masker for these `(name, value)` pairs. Empty values are not masked; a value
-    /// given under two names is masked with the first name.
+    /// given under two names is masked with the first name. A value with a line break is
+    /// masked in its terminal forms too (see the module's doc).
     pub fn new<'a>(
         secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<Self, BuildError> {
         let mut values: Vec<Vec<u8>> = Vec::new();
+        let mut marker_of = Vec::new();
         let mut markers = Vec::new();
+        let mut given: Vec<&[u8]> = Vec::new();
         for (name, value) in secrets {
-            if value.is_empty() || values.iter().any(|v| v == value) {
+            if value.is_empty() || given.contains(&value) {
                 continue;
             }
-            values.push(value.to_vec());
+            given.push(value);
+            let marker = markers.len();
             markers.push(format!("<keygate:{name}>").into_bytes());
+            for form in std::iter::once(value.to_vec()).chain(line_ending_forms(value)) {
+                if values.contains(&form) {
+                    continue; // an earlier value's, or another form of this one
+                }
+                values.push(form);
+                marker_of.push(marker);
+            }
         }
         let engine = if values.is_empty() {
             None
@@ -100,6 +119,7 @@ impl Masker {
                 leftmost,
                 overlapping,
                 values,
+                marker_of,
                 markers,
                 first,
                 max_len,
@@ -281,7 +301,7 @@ impl Masker {
                     .filter(|m| from + m.start() < start && from + m.end() > start)
                     .max_by_key(|m| (m.end(), std::cmp::Reverse(m.start())));
                 if let Some(m) = next {
-                    let p = m.pattern().as_usize();
+                    let p = e.marker_of[m.pattern().as_usize()];
                     if self.last != Some(p) {
                         self.pieces.push(Piece::Marker(p));
                     }
@@ -296,7 +316,7 @@ impl Masker {
             }
             match e.leftmost.find(Input::new(data).span(self.start..len)) {
                 Some(m) if m.start() < hold => {
-                    let p = m.pattern().as_usize();
+                    let p = e.marker_of[m.pattern().as_usize()];
                     self.text(self.start, m.start());
                     self.pieces.push(Piece::Marker(p));
                     self.last = Some(p);
@@ -312,6 +332,39 @@ impl Masker {
             }
         }
     }
+}
+
+/// The forms a terminal's output processing gives a value that holds a line break, other
+/// than the value itself: `onlcr` (`\n` → `\r\n`), `ocrnl` (`\r` → `\n`), and both
+/// (`ocrnl` first, as the kernel applies them: every `\r` and `\n` → `\r\n`). A value
+/// without `\r` or `\n` has none.
+fn line_ending_forms(value: &[u8]) -> Vec<Vec<u8>> {
+    if !value.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return Vec::new();
+    }
+    let map = |f: &dyn Fn(u8, &mut Vec<u8>)| {
+        let mut out = Vec::with_capacity(value.len() * 2);
+        for &b in value {
+            f(b, &mut out);
+        }
+        out
+    };
+    let onlcr = map(&|b, out| match b {
+        b'\n' => out.extend_from_slice(b"\r\n"),
+        b => out.push(b),
+    });
+    let ocrnl = map(&|b, out| out.push(if b == b'\r' { b'\n' } else { b }));
+    let both = map(&|b, out| match b {
+        b'\n' | b'\r' => out.extend_from_slice(b"\r\n"),
+        b => out.push(b),
+    });
+    let mut forms: Vec<Vec<u8>> = Vec::new();
+    for f in [onlcr, ocrnl, both] {
+        if f != value && !forms.contains(&f) {
+            forms.push(f);
+        }
+    }
+    forms
 }
 
 impl Engine {
@@ -352,7 +405,7 @@ impl fmt::Debug for Masker {
         f.debug_struct("Masker")
             .field(
                 "values",
-                &self.engine.as_ref().map_or(0, |e| e.values.len()),
+                &self.engine.as_ref().map_or(0, |e| e.markers.len()),
             )
             .field("held", &(self.end - self.start))
             .finish_non_exhaustive()
@@ -463,7 +516,7 @@ mod tests {
                     .filter(|(e, _, _)| *e > end)
                     .max_by_key(|(e, q, _)| (*e, std::cmp::Reverse(*q)));
                 let Some((e, q, i)) = next else { break };
-                if i != last {
+                if vals[i].1 != vals[last].1 {
                     out.extend_from_slice(vals[i].1.as_bytes());
                 }
                 last = i;
@@ -642,8 +695,100 @@ mod tests {
         assert!(!text.contains("AKIA1234567890") && !text.contains("ghp_abcdefghij"));
     }
 
+    #[test]
+    fn line_ending_forms_of_a_value() {
+        assert!(line_ending_forms(b"one line").is_empty());
+        // ocrnl changes nothing here, and both is onlcr again.
+        assert_eq!(line_ending_forms(b"a\nb"), vec![b"a\r\nb".to_vec()]);
+        assert_eq!(
+            line_ending_forms(b"a\r\nb"),
+            vec![
+                b"a\r\r\nb".to_vec(),   // onlcr
+                b"a\n\nb".to_vec(),     // ocrnl
+                b"a\r\n\r\nb".to_vec(), // both
+            ]
+        );
+        assert_eq!(
+            line_ending_forms(b"a\rb"),
+            vec![b"a\nb".to_vec(), b"a\r\nb".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_multi_line_value_is_masked_as_a_tty_writes_it() {
+        let s = [("k", "first-line\nsecond-line")];
+        let input = b"<first-line\r\nsecond-line>\r\n<first-line\nsecond-line>";
+        let want = b"<<keygate:k>>\r\n<<keygate:k>>".to_vec();
+        // Split at every pair of points: the CRLF form is masked across reads too.
+        for i in 0..=input.len() {
+            for j in i..=input.len() {
+                let mut m = masker(&s);
+                let mut out = Vec::new();
+                m.push(&input[..i], &mut out);
+                m.push(&input[i..j], &mut out);
+                m.push(&input[j..], &mut out);
+                m.finish(&mut out);
+                assert_eq!(out, want, "split at {i}, {j}");
+            }
+        }
+        // `ocrnl`: a value's CR written as LF; and one line alone is not the value.
+        let s = [("w", "user\r\npass")];
+        assert_eq!(
+            stream(&s, b"user\n\npass user\r\npass user\r\n\r\npass user", &[1]),
+            b"<keygate:w> <keygate:w> <keygate:w> user"
+        );
+        // The held tail waits for a CRLF form as it waits for the value.
+        let mut m = masker(&[("k", "ab\ncd")]);
+        let mut out = Vec::new();
+        m.push(b"x ab\r", &mut out);
+        assert_eq!(out, b"x ");
+        out.clear();
+        m.push(b"\ncd!", &mut out);
+        assert_eq!(out, b"<keygate:k>!");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn line_ending_forms_never_leak(
+            values in proptest::collection::vec("[01\r\n]{1,5}", 1..4),
+            pieces in proptest::collection::vec(("[01\r\n]{0,6}", 0usize..4, 0usize..4), 0..10),
+            chunks in proptest::collection::vec(1usize..9, 1..6),
+        ) {
+            let names = ["p", "q", "r", "s"];
+            // Each value in every form a terminal may give it, written out by hand.
+            let forms = |v: &str| -> Vec<String> {
+                let onlcr = v.replace('\n', "\r\n");
+                let ocrnl = v.replace('\r', "\n");
+                let both = ocrnl.replace('\n', "\r\n");
+                vec![v.to_owned(), onlcr, ocrnl, both]
+            };
+            let mut input = Vec::new();
+            for (text, k, f) in &pieces {
+                input.extend_from_slice(text.as_bytes());
+                if let Some(v) = values.get(*k) {
+                    input.extend_from_slice(forms(v)[*f].as_bytes());
+                }
+            }
+            let out = stream(
+                &values.iter().enumerate().map(|(i, v)| (names[i], v.as_str())).collect::<Vec<_>>(),
+                &input,
+                &chunks,
+            );
+            // The rule, with every form given as a value of the same name.
+            let mut all: Vec<(&str, String)> = Vec::new();
+            for (i, v) in values.iter().enumerate() {
+                for f in forms(v) {
+                    all.push((names[i], f));
+                }
+            }
+            let all_refs: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            prop_assert_eq!(&out, &oracle(&all_refs, &input));
+            for (_, v) in &all {
+                prop_assert!(!out.windows(v.len()).any(|w| w == v.as_bytes()));
+            }
+        }
 
         #[test]
         fn streaming_equals_the_whole_input_rule(

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod approval;
 pub mod duration;
+pub mod hardening;
 pub mod ids;
 pub mod names;
 pub mod paths;

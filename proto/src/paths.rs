@@ -3,7 +3,7 @@
 //! Each base can be moved with its XDG variable, which is how the tests give every daemon
 //! its own tree.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The directories and files the daemon uses.
 #[derive(Debug, Clone)]
@@ -73,21 +73,127 @@ impl Paths {
     }
 }
 
-/// The real user id of this process, read without `unsafe`: the owner of `/proc/self`
-/// on Linux, else of a file we create.
+/// The real user id of this process.
+///
+/// Asked of the kernel (`getuid`), not read from the owner of `/proc/self`: once a process
+/// turns core dumps off (`PR_SET_DUMPABLE` 0, as keygate and keygated do), `/proc/self`
+/// belongs to root.
 pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt as _;
-    if let Ok(m) = std::fs::metadata("/proc/self") {
-        return m.uid();
-    }
-    tempfile_uid().unwrap_or(0)
+    rustix::process::getuid().as_raw()
 }
 
-fn tempfile_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    let p = std::env::temp_dir().join(format!("keygate-uid-probe-{}", std::process::id()));
-    std::fs::write(&p, b"").ok()?;
-    let uid = std::fs::metadata(&p).ok().map(|m| m.uid());
-    let _ = std::fs::remove_file(&p);
-    uid
+/// The effective user id of this process: the owner of what it creates, and what a Unix
+/// socket's peer sees (`SO_PEERCRED`).
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Why a directory cannot be trusted to hold the daemon's socket.
+#[derive(Debug, thiserror::Error)]
+pub enum UntrustedDir {
+    #[error("{} is not a directory (a symlink or a file is never trusted)", .dir.display())]
+    NotADirectory { dir: PathBuf },
+    #[error("{} belongs to uid {owner}, not to {}", .dir.display(), uids(.expected))]
+    Owner {
+        dir: PathBuf,
+        owner: u32,
+        expected: Vec<u32>,
+    },
+    #[error("{} has mode {mode:04o}: others may reach into it (it must be 0700)", .dir.display())]
+    Mode { dir: PathBuf, mode: u32 },
+    #[error("cannot inspect {}: {error}", .dir.display())]
+    Io { dir: PathBuf, error: std::io::Error },
+}
+
+fn uids(expected: &[u32]) -> String {
+    let list: Vec<String> = expected.iter().map(u32::to_string).collect();
+    format!("uid {}", list.join(" or "))
+}
+
+/// Checks that `dir` is a directory (not a symlink to one), owned by one of `owners`, with
+/// no access at all for group or others (0700). This is what makes a socket inside it
+/// trustworthy: nobody else can have put it there, replaced it, or reached it.
+pub fn check_private_dir(dir: &Path, owners: &[u32]) -> Result<(), UntrustedDir> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = std::fs::symlink_metadata(dir).map_err(|error| UntrustedDir::Io {
+        dir: dir.to_path_buf(),
+        error,
+    })?;
+    if !meta.file_type().is_dir() {
+        return Err(UntrustedDir::NotADirectory {
+            dir: dir.to_path_buf(),
+        });
+    }
+    if !owners.contains(&meta.uid()) {
+        return Err(UntrustedDir::Owner {
+            dir: dir.to_path_buf(),
+            owner: meta.uid(),
+            expected: owners.to_vec(),
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(UntrustedDir::Mode {
+            dir: dir.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn dir_with_mode(mode: u32) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(mode)).expect("chmod");
+        d
+    }
+
+    #[test]
+    fn a_private_dir_of_ours_is_trusted() {
+        let d = dir_with_mode(0o700);
+        check_private_dir(d.path(), &[effective_uid()]).expect("trusted");
+    }
+
+    #[test]
+    fn a_dir_others_can_reach_is_refused() {
+        for mode in [0o777, 0o755, 0o710, 0o701, 0o1777] {
+            let d = dir_with_mode(mode);
+            let e = check_private_dir(d.path(), &[effective_uid()]).expect_err("refused");
+            assert!(matches!(e, UntrustedDir::Mode { .. }), "{mode:o}: {e}");
+            assert!(e.to_string().contains("must be 0700"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_dir_of_another_uid_is_refused() {
+        let d = dir_with_mode(0o700);
+        let other = effective_uid().wrapping_add(1);
+        let e = check_private_dir(d.path(), &[other]).expect_err("refused");
+        assert!(
+            e.to_string().contains(&format!(
+                "belongs to uid {}, not to uid {other}",
+                effective_uid()
+            )),
+            "{e}"
+        );
+        // Naming our uid among the accepted ones lets it through.
+        check_private_dir(d.path(), &[other, effective_uid()]).expect("trusted");
+    }
+
+    #[test]
+    fn a_symlink_to_a_private_dir_is_refused() {
+        let d = dir_with_mode(0o700);
+        let inner = d.path().join("real");
+        std::fs::create_dir(&inner).expect("mkdir");
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&inner, &link).expect("symlink");
+        let e = check_private_dir(&link, &[effective_uid()]).expect_err("refused");
+        assert!(matches!(e, UntrustedDir::NotADirectory { .. }), "{e}");
+    }
 }

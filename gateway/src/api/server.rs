@@ -1,4 +1,5 @@
-//! Serving the API on a Unix socket: the socket is made 0600 inside a 0700 directory, a
+//! Serving the API on a Unix socket: the socket is made 0600 inside a 0700 directory of
+//! this user's (one owned by someone else, or open to others, is refused), a
 //! stale socket left by a dead daemon is replaced, and a live daemon makes a second one
 //! refuse to start. Connections are capped, headers must arrive in time, and shutdown
 //! is graceful.
@@ -22,6 +23,8 @@ use super::Ctx;
 pub enum BindError {
     #[error("another keygated is already serving on {}: stop it first", .0.display())]
     InUse(PathBuf),
+    #[error(transparent)]
+    RuntimeDir(#[from] crate::fsutil::RuntimeDirError),
     #[error("cannot listen on {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -37,8 +40,9 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
         source,
     };
     if let Some(dir) = path.parent() {
-        // 0700: nobody else may even reach the socket, whatever its own mode.
-        crate::fsutil::ensure_private_dir(dir).map_err(io)?;
+        // 0700 and ours: nobody else may even reach the socket, whatever its own mode, nor
+        // have put one there for us to find.
+        crate::fsutil::ensure_runtime_dir(dir)?;
     }
     if path.exists() {
         // A socket that answers belongs to a live daemon; one that refuses is stale.

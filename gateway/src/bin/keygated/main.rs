@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use keygate_proto::hardening::CoreLimit;
 
 /// keygated: the keygate daemon.
 ///
@@ -69,6 +70,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything holds a secret: no core dump may ever contain one.
+    if let Err(e) = keygate_proto::hardening::no_core_dumps(CoreLimit::Locked) {
+        eprintln!("keygated: cannot turn core dumps off: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // The demo speaks for itself; its daemon only says what goes wrong.

@@ -75,6 +75,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .as_deref()
         .map(api::tls::parse_listen)
         .transpose()?;
+    // So does a socket directory that is not ours alone (checked again at bind).
+    if let Some(dir) = config.socket.parent() {
+        keygate_gateway::fsutil::ensure_runtime_dir(dir)?;
+    }
     let policy = load_policy(&config.policies)?;
     let rules = policy.rules().len();
 
