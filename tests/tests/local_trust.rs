@@ -4,8 +4,8 @@
 //! runtime directory made by someone else, core dumps, a child that turns its pty's output
 //! processing on, and the local operator token sent to an `https://` URL.
 //!
-//! The tests that play two users need root (`setpriv`, chown); without it they say they
-//! are skipped.
+//! The tests that play two users need root (`setpriv`, chown), as CI has; without it they
+//! fail and say why, rather than pass having proved nothing.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -29,21 +29,24 @@ fn my_uid() -> u32 {
         .expect("Uid line")
 }
 
-/// Whether we can play two users: root, with `setpriv` and a python3 that uid 65534 can run.
+/// Checks that we can play two users: root, with `setpriv` and a python3 that uid 65534
+/// can run. A machine that cannot is told so loudly: these tests never pass unrun.
 fn can_switch_users() -> bool {
-    if my_uid() != 0 {
-        eprintln!("skipped: needs root to run an attacker as another user");
-        return false;
-    }
+    assert_eq!(
+        my_uid(),
+        0,
+        "this test needs root to run an attacker as another user (CI runs as root)"
+    );
     let ok = Command::new("setpriv")
         .args(as_nobody())
         .args([PYTHON, "-c", "pass"])
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: `setpriv ... {PYTHON}` cannot run as uid {NOBODY}");
-    }
-    ok
+    assert!(
+        ok,
+        "this test needs `setpriv ... {PYTHON}` to run as uid {NOBODY} (util-linux, python3)"
+    );
+    true
 }
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -321,10 +324,11 @@ fn daemon_refuses(tmp: &Path) -> String {
 
 #[test]
 fn the_daemon_refuses_a_runtime_dir_it_does_not_own_or_others_can_reach() {
-    if my_uid() != 0 {
-        eprintln!("skipped: needs root to chown");
-        return;
-    }
+    assert_eq!(
+        my_uid(),
+        0,
+        "this test needs root to chown (CI runs as root)"
+    );
     let tmp = shared_tmp();
     let dir = tmp.path().join(format!("keygate-{}", my_uid()));
     let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -633,10 +637,7 @@ fn a_multi_line_value_is_masked_when_the_child_turns_onlcr_on() {
         .output()
     {
         Ok(out) => out,
-        Err(e) => {
-            eprintln!("skipped: `script` (util-linux) is not available: {e}");
-            return;
-        }
+        Err(e) => panic!("this test needs `script` (util-linux's bsdutils): {e}"),
     };
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
