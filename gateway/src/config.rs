@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::store::Choice;
+use keygate_bot::config::{UrlKind, check_url};
 use keygate_proto::paths::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -230,8 +231,18 @@ impl Config {
                 token: SecretString::from(token),
                 channel_id,
                 guild_id: env_parsed("KEYGATE_DISCORD_GUILD_ID", file.discord.guild_id)?,
-                api_url: env("KEYGATE_DISCORD_API_URL").or(file.discord.api_url),
-                gateway_url: env("KEYGATE_DISCORD_GATEWAY_URL").or(file.discord.gateway_url),
+                api_url: discord_url(
+                    "KEYGATE_DISCORD_API_URL",
+                    "[discord] api_url",
+                    file.discord.api_url,
+                    UrlKind::Api,
+                )?,
+                gateway_url: discord_url(
+                    "KEYGATE_DISCORD_GATEWAY_URL",
+                    "[discord] gateway_url",
+                    file.discord.gateway_url,
+                    UrlKind::Gateway,
+                )?,
             }),
         };
         let defaults = Limits::default();
@@ -280,6 +291,27 @@ impl Config {
             paths,
         })
     }
+}
+
+/// A Discord URL from the environment (which wins) or the file, refused at start-up when
+/// it would send the bot token in clear off this machine.
+fn discord_url(
+    var: &str,
+    key: &str,
+    file: Option<String>,
+    kind: UrlKind,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = env(var) {
+        check_url(&url, kind).map_err(|e| ConfigError::Env {
+            var: var.into(),
+            message: e.to_string(),
+        })?;
+        return Ok(Some(url));
+    }
+    if let Some(url) = &file {
+        check_url(url, kind).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+    }
+    Ok(file)
 }
 
 /// toml's errors span several lines (a snippet of the file); keep the first and the

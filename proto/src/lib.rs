@@ -10,6 +10,7 @@ pub mod approval;
 pub mod duration;
 pub mod ids;
 pub mod names;
+pub mod net;
 pub mod paths;
 pub mod secret;
 

@@ -70,3 +70,100 @@ fn json_errors_never_echo_the_body() {
     assert!(!d.log().contains("hunter2"), "in the daemon's log");
     assert!(!d.audit().contains("hunter2"), "in the audit log");
 }
+
+// ---------------------------------------------------------------------------------
+// Finding 6: plain-text Discord URLs off loopback stop the daemon before it serves.
+
+/// Runs `keygated serve` with a Discord token and this extra environment (and config
+/// file, when given); returns its output. Every refused URL here points at an address
+/// the rule calls "not loopback" but that the kernel keeps on this machine (`0.0.0.0`,
+/// `[::]`), so even a regression would send nothing off it.
+fn refused_start(env: &[(&str, &str)], file: Option<&str>) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().to_path_buf();
+    let mut cmd = std::process::Command::new(keygate_tests::bin("keygated"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("XDG_CONFIG_HOME", root.join("c"))
+        .env("XDG_DATA_HOME", root.join("d"))
+        .env("XDG_STATE_HOME", root.join("s"))
+        .env("XDG_RUNTIME_DIR", root.join("r"))
+        .env("KEYGATE_SECRET_STORE", "memory");
+    if let Some(text) = file {
+        let path = root.join("keygated.toml");
+        std::fs::write(&path, text).expect("config file");
+        cmd.arg("--config").arg(&path);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run keygated");
+    assert!(!root.join("r/keygate/keygated.sock").exists(), "it served");
+    assert!(!root.join("s/keygate/audit.jsonl").exists(), "it started");
+    drop(dir);
+    out
+}
+
+fn assert_refused(out: &std::process::Output, needle: &str) {
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{err}");
+    assert!(err.contains("in clear"), "{err}");
+    assert!(!err.contains("sekrit-bot-token"), "the token: {err}");
+}
+
+#[test]
+fn plaintext_discord_urls_off_loopback_are_refused_at_start() {
+    let discord = [
+        ("KEYGATE_DISCORD_TOKEN", "sekrit-bot-token"),
+        ("KEYGATE_DISCORD_CHANNEL_ID", "123456789012345678"),
+    ];
+    // A closed loopback port for the other URL: if the check ever let one through,
+    // the daemon would still talk to nothing but this machine.
+    let out = refused_start(
+        &[
+            discord[0],
+            discord[1],
+            ("KEYGATE_DISCORD_API_URL", "http://0.0.0.0:9"),
+            ("KEYGATE_DISCORD_GATEWAY_URL", "ws://127.0.0.1:9"),
+        ],
+        None,
+    );
+    assert_refused(
+        &out,
+        "KEYGATE_DISCORD_API_URL: refusing plain http:// to 0.0.0.0",
+    );
+    let out = refused_start(
+        &[
+            discord[0],
+            discord[1],
+            ("KEYGATE_DISCORD_API_URL", "http://127.0.0.1:9"),
+            ("KEYGATE_DISCORD_GATEWAY_URL", "ws://[::]:9"),
+        ],
+        None,
+    );
+    assert_refused(
+        &out,
+        "KEYGATE_DISCORD_GATEWAY_URL: refusing plain ws:// to ::",
+    );
+    // The config file's form gets the same check.
+    let file = "[discord]\ntoken = \"sekrit-bot-token\"\nchannel_id = 123456789012345678\n\
+                api_url = \"http://0.0.0.0:9\"\ngateway_url = \"ws://127.0.0.1:9\"\n";
+    let out = refused_start(&[], Some(file));
+    assert_refused(&out, "[discord] api_url: refusing plain http:// to 0.0.0.0");
+    let file = "[discord]\ntoken = \"sekrit-bot-token\"\nchannel_id = 123456789012345678\n\
+                api_url = \"http://127.0.0.1:9\"\ngateway_url = \"ws://0.0.0.0:9\"\n";
+    let out = refused_start(&[], Some(file));
+    assert_refused(
+        &out,
+        "[discord] gateway_url: refusing plain ws:// to 0.0.0.0",
+    );
+    // The environment wins over the file, and is checked as such.
+    let out = refused_start(
+        &[("KEYGATE_DISCORD_API_URL", "http://0.0.0.0:9")],
+        Some(
+            "[discord]\ntoken = \"sekrit-bot-token\"\nchannel_id = 1\napi_url = \"http://127.0.0.1:9\"\n",
+        ),
+    );
+    assert_refused(&out, "KEYGATE_DISCORD_API_URL");
+}
