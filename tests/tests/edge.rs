@@ -167,3 +167,141 @@ fn plaintext_discord_urls_off_loopback_are_refused_at_start() {
     );
     assert_refused(&out, "KEYGATE_DISCORD_API_URL");
 }
+
+// ---------------------------------------------------------------------------------
+// Finding 10: valid requests with long names are posted to Discord and can be approved.
+
+mod discord {
+    use std::time::Duration;
+
+    use keygate_bot::sim::{PressSpec, SimConfig, SimMessage, Simulator};
+    use keygate_tests::{Daemon, POLICY, finish, poll};
+
+    const OPS: u64 = 111_111_111_111_111_111;
+    const WAIT: Duration = Duration::from_secs(10);
+
+    struct World {
+        rt: tokio::runtime::Runtime,
+        sim: Simulator,
+        d: Daemon,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let sim = rt
+                .block_on(Simulator::start(SimConfig::default()))
+                .expect("simulator");
+            let c = sim.config().clone();
+            let d = Daemon::start_with(
+                POLICY,
+                &[
+                    ("KEYGATE_DISCORD_TOKEN", &c.bot_token),
+                    ("KEYGATE_DISCORD_CHANNEL_ID", &c.channel_id.to_string()),
+                    ("KEYGATE_DISCORD_GUILD_ID", &c.guild_id.to_string()),
+                    ("KEYGATE_DISCORD_API_URL", &sim.rest_url()),
+                    ("KEYGATE_DISCORD_GATEWAY_URL", &sim.gateway_url()),
+                ],
+            );
+            assert!(rt.block_on(sim.wait_connected(WAIT)), "never connected");
+            Self { rt, sim, d }
+        }
+
+        fn posted(&self, id: &str) -> SimMessage {
+            self.rt
+                .block_on(self.sim.wait_for_message(|m| m.text().contains(id), WAIT))
+                .expect("the request was posted")
+        }
+
+        /// Presses the green Approve as an approver; returns the callback's kind.
+        fn approve(&self, msg: &SimMessage) -> u8 {
+            let custom_id = msg
+                .live_buttons()
+                .into_iter()
+                .find(|b| b.style == 3)
+                .and_then(|b| b.custom_id)
+                .expect("an Approve button");
+            let spec = PressSpec {
+                custom_id,
+                message_id: msg.id,
+                username: "ops".into(),
+                ..PressSpec::new(0, "", OPS)
+            };
+            let h = self.sim.press(&spec).expect("press dispatched");
+            self.rt
+                .block_on(h.response(WAIT))
+                .expect("the bot answered")
+                .kind
+        }
+    }
+
+    /// A valid 128-character name that is all `_` after its prefix: escaped, it is
+    /// twice as long, which used to push the embed title past Discord's 256.
+    fn long_name(i: usize) -> String {
+        format!("github/a{}{i:02}", "_".repeat(118))
+    }
+
+    #[test]
+    fn a_long_name_full_of_underscores_is_posted_and_approved() {
+        let w = World::new();
+        let name = long_name(0);
+        assert_eq!(name.len(), 128);
+        w.d.secret(&name, "v-long-name");
+        let agent = w.d.agent("ci-edge");
+        let child =
+            w.d.keygate_as(
+                &agent,
+                &["get", &name, "--reason", "__init__ of _the_ thing"],
+            )
+            .spawn();
+        let id = w.d.pending_request();
+        let msg = w.posted(&id);
+        assert!(msg.text().contains(&name), "{}", msg.text());
+        assert_eq!(w.approve(&msg), 7, "UpdateMessage");
+        let r = finish(child);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(r.stdout.trim(), "v-long-name");
+    }
+
+    #[test]
+    fn a_maximal_request_is_posted_and_approved() {
+        let w = World::new();
+        let agent = w.d.agent("ci-edge");
+        // 32 long names, a 1000-character reason of markdown and mentions, a long
+        // command and host: all within what the gateway accepts.
+        let secrets: Vec<String> = (0..32).map(long_name).collect();
+        let body = serde_json::json!({
+            "secrets": secrets,
+            "reason": "_*@<`|".repeat(200).chars().take(1000).collect::<String>(),
+            "command": vec!["_".repeat(4000); 10],
+            "host": "_".repeat(255),
+        });
+        let (status, text) =
+            w.d.http("POST", "/v1/requests", &agent, body.to_string().as_bytes());
+        assert_eq!(status, 201, "{text}");
+        let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let msg = w.posted(&id);
+        assert!(msg.text().contains(&secrets[0]), "{}", msg.text());
+        assert!(
+            msg.text()
+                .contains("more (`keygate requests` lists them all)")
+        );
+        assert_eq!(w.approve(&msg), 7, "UpdateMessage");
+        poll(WAIT, "the request approved", || {
+            w.d.requests()
+                .iter()
+                .any(|r| r["id"] == id.as_str() && r["status"] == "approved")
+                .then_some(())
+        });
+        let after = w.sim.message(msg.id).unwrap();
+        assert!(after.text().contains("Approved by"), "{}", after.text());
+        assert!(after.live_buttons().is_empty());
+    }
+}
