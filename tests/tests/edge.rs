@@ -305,3 +305,235 @@ mod discord {
         assert!(after.live_buttons().is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Finding 3: idle connections cannot starve anyone, on either listener.
+
+mod connections {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use keygate_tests::{Daemon, POLICY, poll};
+
+    const CAP: usize = 16;
+    const FLOOD: usize = 40;
+    const IDLE: Duration = Duration::from_secs(2);
+
+    /// A daemon with small caps and a short idle timeout, and a TLS listener; returns
+    /// it and the listener's `host:port`.
+    fn daemon() -> (Daemon, String) {
+        let d = Daemon::start_with(
+            POLICY,
+            &[
+                ("KEYGATE_LIMITS_MAX_CONNECTIONS", "16"),
+                ("KEYGATE_LIMITS_OPERATOR_RESERVE", "4"),
+                ("KEYGATE_LIMITS_IDLE_TIMEOUT", "2s"),
+                ("KEYGATE_SERVER_LISTEN", "127.0.0.1:0"),
+            ],
+        );
+        let addr = poll(Duration::from_secs(10), "the TLS listener", || {
+            d.log()
+                .lines()
+                .find_map(|l| l.split("serving TLS on https://").nth(1))
+                .and_then(|r| r.split(';').next())
+                .map(str::to_owned)
+        });
+        (d, addr)
+    }
+
+    /// Whether the peer has closed: reads what is there without waiting (an h2
+    /// server's SETTINGS, TLS tickets) until end of stream or nothing more.
+    fn closed(s: &mut impl Read) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn unix(d: &Daemon) -> UnixStream {
+        let s = UnixStream::connect(d.socket()).expect("connect");
+        s.set_nonblocking(true).expect("nonblocking");
+        s
+    }
+
+    fn healthz(d: &Daemon) {
+        let (status, body) =
+            d.raw(b"GET /healthz HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// `keygate status` answers, quickly: nobody waited for the flood to time out.
+    fn status_answers(d: &Daemon, extra: &[(&str, &str)]) {
+        let started = Instant::now();
+        let mut cli = d.keygate(&["status"]);
+        for (k, v) in extra {
+            cli = cli.env(k, v);
+        }
+        let r = cli.run();
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            started.elapsed() < IDLE,
+            "status took {:?} behind idle connections",
+            started.elapsed()
+        );
+    }
+
+    fn all_cut<S: Read>(held: &mut [S], what: &str) {
+        // Idle since they connected: all closed within the timeout, plus slack.
+        poll(IDLE + Duration::from_secs(5), what, || {
+            held.iter_mut().all(|s| closed(s)).then_some(())
+        });
+    }
+
+    #[test]
+    fn idle_unix_connections_leave_status_working_and_are_cut() {
+        let (d, _) = daemon();
+        let mut held: Vec<UnixStream> = (0..FLOOD).map(|_| unix(&d)).collect();
+        // Half a protocol preface, a whole HTTP/2 preface and nothing after, half a
+        // header, and an HTTP/1 keep-alive connection idle after one answer.
+        let partial: [&[u8]; 3] = [
+            b"PRI * HTTP/2",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost:",
+        ];
+        for bytes in partial {
+            let mut s = unix(&d);
+            s.write_all(bytes).expect("write");
+            held.push(s);
+        }
+        let mut keep = UnixStream::connect(d.socket()).expect("connect");
+        keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n")
+            .expect("write");
+        let mut answer = [0u8; 512];
+        keep.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let n = keep.read(&mut answer).expect("an answer");
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "keep-alive answer"
+        );
+        let answered = Instant::now();
+        keep.set_nonblocking(true).expect("nonblocking");
+
+        assert!(held.len() > CAP + 4, "more than the cap and the reserve");
+        status_answers(&d, &[]);
+        healthz(&d);
+        all_cut(&mut held, "the idle Unix connections to be cut");
+        poll(
+            IDLE + Duration::from_secs(5),
+            "the keep-alive connection cut",
+            || closed(&mut keep).then_some(()),
+        );
+        assert!(
+            answered.elapsed() >= Duration::from_millis(1500),
+            "a keep-alive connection gets its idle time: cut after {:?}",
+            answered.elapsed()
+        );
+        status_answers(&d, &[]);
+    }
+
+    /// A TLS client that trusts the daemon's own certificate.
+    fn tls_config(d: &Daemon) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let cert = d.root().join("data/keygate/tls/cert.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&cert).expect("cert file") {
+            roots.add(c.expect("cert")).expect("root");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// Connects and finishes a TLS handshake, then says nothing.
+    fn tls_silent(addr: &str, config: &Arc<rustls::ClientConfig>) -> TcpStream {
+        let mut tcp = TcpStream::connect(addr).expect("connect");
+        let name = "localhost".try_into().expect("name");
+        let mut conn = rustls::ClientConnection::new(Arc::clone(config), name).expect("tls");
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).expect("handshake");
+        }
+        tcp.set_nonblocking(true).expect("nonblocking");
+        tcp
+    }
+
+    #[test]
+    fn silent_tls_clients_starve_neither_listener_and_are_cut() {
+        let (d, addr) = daemon();
+        let config = tls_config(&d);
+        let mut held: Vec<TcpStream> = (0..FLOOD).map(|_| tls_silent(&addr, &config)).collect();
+        // And connections that never start a handshake.
+        for _ in 0..FLOOD {
+            let s = TcpStream::connect(&addr).expect("connect");
+            s.set_nonblocking(true).expect("nonblocking");
+            held.push(s);
+        }
+        // The local operator is untouched by the TCP flood.
+        status_answers(&d, &[]);
+        healthz(&d);
+        // And a real TLS client still gets through.
+        let fp = d
+            .log()
+            .lines()
+            .find_map(|l| l.split("fingerprint ").nth(1).map(|f| f.trim().to_owned()))
+            .expect("fingerprint");
+        let url = format!("https://{addr}");
+        status_answers(&d, &[("KEYGATE_URL", &url), ("KEYGATE_FINGERPRINT", &fp)]);
+        all_cut(&mut held, "the silent TCP connections to be cut");
+    }
+
+    /// Reads until `needle` arrives.
+    fn read_until(s: &mut UnixStream, needle: &[u8]) {
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.windows(needle.len()).any(|w| w == needle) {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn busy_agents_cannot_take_the_operators_reserve() {
+        let (d, _) = daemon();
+        let agent = d.agent("ci-edge");
+        // An agent holds every ordinary slot with requests in flight: bodies it
+        // promises and never sends (hyper's `100 Continue` shows each is being read).
+        let mut busy: Vec<UnixStream> = (0..CAP)
+            .map(|_| {
+                let mut s = UnixStream::connect(d.socket()).expect("connect");
+                let req = format!(
+                    "POST /v1/requests HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {agent}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+                );
+                s.write_all(req.as_bytes()).expect("write");
+                read_until(&mut s, b"100 Continue");
+                s
+            })
+            .collect();
+        // The operator and /healthz are served from the reserve; the agent is not.
+        status_answers(&d, &[]);
+        healthz(&d);
+        let r = d.keygate_as(&agent, &["status"]).run();
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("kept for the operator"), "{r:?}");
+        assert_eq!(r.stderr.trim_end().lines().count(), 1, "{r:?}");
+        busy.clear();
+        poll(Duration::from_secs(10), "the agent served again", || {
+            (d.keygate_as(&agent, &["status"]).run().code == 0).then_some(())
+        });
+    }
+}

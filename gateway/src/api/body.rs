@@ -14,12 +14,22 @@ use super::error::ApiError;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// How long a body may take to arrive once its headers have.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and decodes a JSON body.
 pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
+    // A body that trickles in would hold its connection (busy, so never idle) forever.
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect())
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+            )
+        })?;
+    let bytes = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 ApiError::new(
