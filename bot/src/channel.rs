@@ -18,7 +18,7 @@ use twilight_model::channel::message::AllowedMentions;
 use twilight_model::id::Id;
 use twilight_model::id::marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker};
 
-use crate::config::{BotConfig, rest_proxy};
+use crate::config::{BotConfig, UrlError, UrlKind, rest_proxy};
 use crate::render::{self, GrantEnd, Rendered};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum BotError {
     BadChannel,
     #[error("cannot register the /keygate commands: {0}")]
     Commands(String),
+    #[error("KEYGATE_DISCORD_{}: {source}", if *kind == UrlKind::Api { "API_URL" } else { "GATEWAY_URL" })]
+    Url { kind: UrlKind, source: UrlError },
 }
 
 /// A request's message and what it last showed.
@@ -114,6 +116,10 @@ impl Discord {
         config: BotConfig,
         gatekeeper: Arc<dyn Gatekeeper>,
     ) -> Result<Arc<Self>, BotError> {
+        // Nothing goes to a URL that would carry the token in clear off this machine.
+        config
+            .check_urls()
+            .map_err(|(kind, source)| BotError::Url { kind, source })?;
         // Ids come from configuration: refuse 0 (twilight's `Id::new` would panic on it).
         let channel = Id::new_checked(config.channel_id).ok_or(BotError::BadChannel)?;
         let guild = config.guild_id.and_then(Id::new_checked);

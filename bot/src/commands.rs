@@ -82,10 +82,23 @@ pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, da
                         )
                     })
                     .collect();
-                let mut text = lines.join("\n");
-                if text.len() > 1900 {
-                    text.truncate(text.char_indices().take_while(|(n, _)| *n < 1900).count());
-                    text.push_str("\n…");
+                // Whole lines only, within Discord's 2000 characters (a cut inside a
+                // line could split an escape, and counting bytes split characters).
+                let mut text = String::new();
+                let mut count = 0;
+                for (i, line) in lines.iter().enumerate() {
+                    let n = line.chars().count() + usize::from(i > 0);
+                    if count + n > 1990 {
+                        text.push_str("\n… and ");
+                        text.push_str(&(lines.len() - i).to_string());
+                        text.push_str(" more");
+                        break;
+                    }
+                    if i > 0 {
+                        text.push('\n');
+                    }
+                    text.push_str(line);
+                    count += n;
                 }
                 text
             }

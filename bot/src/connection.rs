@@ -16,8 +16,8 @@ use crate::channel::Discord;
 
 /// A gateway on this machine (a simulator) needs no pause between identifies.
 fn is_loopback(url: &str) -> bool {
-    let rest = url.trim_start_matches("ws://").trim_start_matches("wss://");
-    rest.starts_with("127.") || rest.starts_with("localhost") || rest.starts_with("[::1]")
+    keygate_proto::net::url_host(url)
+        .is_some_and(|(_, host)| keygate_proto::net::is_loopback_host(host))
 }
 
 pub(crate) fn spawn(

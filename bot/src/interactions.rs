@@ -55,7 +55,10 @@ fn presser(d: &Discord, i: &Interaction) -> Result<Approver, &'static str> {
 /// An ephemeral reply only the presser sees (flag 64).
 pub(crate) fn ephemeral(text: &str) -> InteractionResponse {
     ChannelMessageBuilder::new()
-        .content(text)
+        .content(crate::escape::cut(
+            text,
+            twilight_validate::message::MESSAGE_CONTENT_LENGTH_MAX,
+        ))
         .flags(MessageFlags::EPHEMERAL)
         .allowed_mentions(no_mentions())
         .build()
@@ -177,7 +180,10 @@ async fn press(d: &Arc<Discord>, gk: &dyn Gatekeeper, i: &Interaction, custom_id
                     .http
                     .interaction(d.app_id)
                     .create_followup(&i.token)
-                    .content(&text)
+                    .content(&crate::escape::cut(
+                        &text,
+                        twilight_validate::message::MESSAGE_CONTENT_LENGTH_MAX,
+                    ))
                     .flags(MessageFlags::EPHEMERAL)
                     .await
                 {

@@ -9,8 +9,10 @@ use std::time::Duration;
 use keygate_proto::api::{RequestStatus, RequestView};
 use twilight_model::channel::message::Embed;
 use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
+use twilight_model::channel::message::embed::EmbedField;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder, EmbedFooterBuilder};
 use twilight_util::builder::message::ButtonBuilder;
+use twilight_validate::embed as embed_limits;
 
 use crate::buttons;
 use crate::escape::inert;
@@ -49,13 +51,98 @@ fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// Discord's limits on an embed (twilight-validate has the same numbers and checks them
+/// before a message leaves; the tests below run every rendering through it).
+const TITLE_MAX: usize = embed_limits::TITLE_LENGTH;
+const FIELD_NAME_MAX: usize = embed_limits::FIELD_NAME_LENGTH;
+const FIELD_VALUE_MAX: usize = embed_limits::FIELD_VALUE_LENGTH;
+const FIELD_COUNT_MAX: usize = embed_limits::FIELD_COUNT;
+const EMBED_MAX: usize = embed_limits::EMBED_TOTAL_LENGTH;
+
+/// How much of each requester-supplied text is shown, in characters after escaping.
+/// Together they leave most of the embed to the secret names (see [`secret_fields`]).
+const AGENT_SHOWN: usize = 160;
+const REASON_SHOWN: usize = FIELD_VALUE_MAX;
+const COMMAND_SHOWN: usize = 500;
+const HOST_SHOWN: usize = 200;
+const RULE_SHOWN: usize = 200;
+const PEOPLE_SHOWN: usize = 300;
+const WHY_SHOWN: usize = 600;
+
+/// A secret name as code: names are `a-z 0-9 . _ - /` (no backtick can end the span
+/// early), and inside a code span `_` needs no escape, so a name costs its length + 2.
+/// Anything else (which a valid name never is) is escaped instead.
+fn secret_shown(name: &str) -> String {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b));
+    if plain && !name.is_empty() {
+        format!("`{name}`")
+    } else {
+        inert(name, 2 * 128)
+    }
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Lines packed into fields of at most [`FIELD_VALUE_MAX`] characters each.
+fn pack(lines: &[String], title: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        match fields.last_mut() {
+            Some((_, v)) if chars(v) + 1 + chars(line) <= FIELD_VALUE_MAX => {
+                v.push('\n');
+                v.push_str(line);
+            }
+            _ => {
+                let name = if fields.is_empty() {
+                    title.to_owned()
+                } else {
+                    format!("{title} (continued)")
+                };
+                fields.push((name, line.clone()));
+            }
+        }
+    }
+    fields
+}
+
+/// The secrets, one per line, in as many fields as the room left allows (`budget`
+/// characters, at most `max_fields` fields). What does not fit is counted, never
+/// silently dropped: the last line says how many more the request names.
+fn secret_fields(names: &[String], budget: usize, max_fields: usize) -> Vec<EmbedField> {
+    let title = if names.len() == 1 {
+        "Secret"
+    } else {
+        "Secrets"
+    };
+    let more = |n: usize| format!("… and {n} more (`keygate requests` lists them all)");
+    let fitting = (0..=names.len()).rev().find_map(|shown| {
+        let mut lines: Vec<String> = names[..shown].iter().map(|n| secret_shown(n)).collect();
+        if shown < names.len() {
+            lines.push(more(names.len() - shown));
+        }
+        let fields = pack(&lines, title);
+        let cost: usize = fields.iter().map(|(n, v)| chars(n) + chars(v)).sum();
+        (fields.len() <= max_fields && cost <= budget).then_some(fields)
+    });
+    fitting
+        .unwrap_or_else(|| vec![(title.to_owned(), more(names.len()))])
+        .into_iter()
+        .map(|(name, value)| EmbedFieldBuilder::new(name, value).inline().build())
+        .collect()
+}
+
 /// Renders a request as it stands, and the end of its grant if it has ended.
+///
+/// Whatever the request holds — 32 names of 128 characters, a reason of 1000 markdown
+/// characters, a long command — the result stays within Discord's limits: each text is
+/// cut (after escaping, with a mark) to its share, the request id is never cut, and the
+/// secret names get the room that is left.
 pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
-    let secrets: Vec<String> = view
-        .secrets
-        .iter()
-        .map(|s| inert(s.as_str(), 128))
-        .collect();
+    let names: Vec<String> = view.secrets.iter().map(|s| s.as_str().to_owned()).collect();
     let ttl = human(Duration::from_secs(view.ttl_seconds));
     let (color, title) = match (view.status, ended) {
         (RequestStatus::Approved, Some(GrantEnd::Expired)) => (GREY, "⌛ Grant expired"),
@@ -66,52 +153,55 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
         (RequestStatus::Expired, _) => (GREY, "⌛ Expired: no decision in time"),
         (RequestStatus::Cancelled, _) => (GREY, "↩️ Cancelled by the agent"),
     };
-    let mut embed = EmbedBuilder::new()
-        .title(format!("{title}: {}", secrets.join(", ")))
-        .color(color)
-        .field(EmbedFieldBuilder::new("Agent", inert(view.agent.as_str(), 64)).inline())
-        .field(
-            EmbedFieldBuilder::new(
-                if secrets.len() == 1 {
-                    "Secret"
-                } else {
-                    "Secrets"
-                },
-                secrets.join("\n"),
-            )
-            .inline(),
-        )
-        .field(EmbedFieldBuilder::new("TTL", ttl).inline())
-        .field(EmbedFieldBuilder::new("Reason", inert(&view.reason, 500)));
+    let title = format!(
+        "{title}: {}",
+        inert(&names.join(", "), TITLE_MAX - chars(title) - 2)
+    );
+    let mut fields = vec![
+        EmbedFieldBuilder::new("Agent", inert(view.agent.as_str(), AGENT_SHOWN))
+            .inline()
+            .build(),
+        EmbedFieldBuilder::new("TTL", ttl).inline().build(),
+        EmbedFieldBuilder::new("Reason", inert(&view.reason, REASON_SHOWN)).build(),
+    ];
+    let mut add = |name: &str, value: String, inline: bool| {
+        let field = EmbedFieldBuilder::new(name, value);
+        fields.push(if inline { field.inline() } else { field }.build());
+    };
     if let Some(command) = &view.command {
-        embed = embed.field(EmbedFieldBuilder::new(
-            "Command",
-            format!("`{}`", inert(&command.join(" "), 400).replace('`', "'")),
-        ));
+        // Only as much of the argv as can be shown is joined (it may be 1 MiB).
+        let mut joined = String::new();
+        for arg in command {
+            if joined.len() > 4 * COMMAND_SHOWN {
+                break;
+            }
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.extend(arg.chars().take(4 * COMMAND_SHOWN));
+        }
+        let shown = inert(&joined, COMMAND_SHOWN - 2).replace('`', "'");
+        add("Command", format!("`{shown}`"), false);
     }
     if let Some(host) = &view.host {
-        embed = embed.field(EmbedFieldBuilder::new("From", inert(host, 100)).inline());
+        add("From", inert(host, HOST_SHOWN), true);
     }
     if let Some(rule) = &view.rule {
-        embed = embed.field(EmbedFieldBuilder::new("Rule", inert(rule, 100)).inline());
+        add("Rule", inert(rule, RULE_SHOWN), true);
     }
     if view.status == RequestStatus::Pending {
-        embed = embed
-            .field(EmbedFieldBuilder::new("Expires", discord_time(&view.expires_at, 'R')).inline());
+        add("Expires", discord_time(&view.expires_at, 'R'), true);
         if view.quorum > 1 {
             let so_far = if view.approvals.is_empty() {
                 "none yet".to_owned()
             } else {
-                view.approvals
-                    .iter()
-                    .map(|a| inert(a, 80))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                inert(&view.approvals.join(", "), PEOPLE_SHOWN)
             };
-            embed = embed.field(EmbedFieldBuilder::new(
+            add(
                 "Approvals",
                 format!("{} of {} ({so_far})", view.approvals.len(), view.quorum),
-            ));
+                false,
+            );
         }
     } else {
         let who = match (view.status, view.approvals.is_empty()) {
@@ -125,10 +215,10 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
             _ => "Ended by",
         };
         if view.status != RequestStatus::Expired {
-            embed = embed.field(EmbedFieldBuilder::new(label, inert(&who, 200)).inline());
+            add(label, inert(&who, PEOPLE_SHOWN), true);
         }
         if let Some(at) = &view.decided_at {
-            embed = embed.field(EmbedFieldBuilder::new("When", discord_time(at, 'f')).inline());
+            add("When", discord_time(at, 'f'), true);
         }
         if let Some(grant) = &view.grant {
             let name = match ended {
@@ -141,16 +231,44 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
             } else {
                 discord_time(&grant.expires_at, 'R')
             };
-            embed = embed.field(EmbedFieldBuilder::new(name, when).inline());
+            add(name, when, true);
         }
         if view.status == RequestStatus::Denied
             && let Some(m) = &view.message
         {
-            embed = embed.field(EmbedFieldBuilder::new("Why", inert(m, 300)));
+            add("Why", inert(m, WHY_SHOWN), false);
         }
     }
+    // Never cut: the request id is how a person finds the request elsewhere.
     let footer = format!("request {}", view.id);
+    let used = chars(&title)
+        + chars(&footer)
+        + fields
+            .iter()
+            .map(|f| chars(&f.name) + chars(&f.value))
+            .sum::<usize>();
+    let secrets = secret_fields(
+        &names,
+        EMBED_MAX.saturating_sub(used),
+        FIELD_COUNT_MAX.saturating_sub(fields.len()),
+    );
+    // Agent, then the secrets, then the rest, as before.
+    let rest = fields.split_off(1);
+    fields.extend(secrets);
+    fields.extend(rest);
+    let mut embed = EmbedBuilder::new().title(title).color(color);
+    for field in fields {
+        embed = embed.field(field);
+    }
     let embed = embed.footer(EmbedFooterBuilder::new(footer)).build();
+    debug_assert!(twilight_validate::embed::embed(&embed).is_ok());
+    debug_assert!(chars(embed.title.as_deref().unwrap_or_default()) <= TITLE_MAX);
+    debug_assert!(
+        embed
+            .fields
+            .iter()
+            .all(|f| chars(&f.name) <= FIELD_NAME_MAX)
+    );
     Rendered {
         embeds: vec![embed],
         components: if view.status == RequestStatus::Pending {
@@ -193,4 +311,144 @@ fn buttons_for(view: &RequestView) -> Vec<Component> {
         }));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_proto::api::GrantRef;
+    use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
+    use proptest::prelude::*;
+
+    const STATUSES: [RequestStatus; 5] = [
+        RequestStatus::Pending,
+        RequestStatus::Approved,
+        RequestStatus::Denied,
+        RequestStatus::Expired,
+        RequestStatus::Cancelled,
+    ];
+
+    /// A 128-character secret name that is nearly all `_` (each escapes to two).
+    fn long_name(i: usize) -> SecretName {
+        SecretName::new(format!("a{}{i:02}", "_".repeat(125))).unwrap()
+    }
+
+    fn view(secrets: Vec<SecretName>, status: RequestStatus, text: &str) -> RequestView {
+        let long = |n: usize| text.chars().cycle().take(n).collect::<String>();
+        RequestView {
+            id: RequestId::random(),
+            agent: AgentName::new(format!("a{}", "_".repeat(63))).unwrap(),
+            secrets,
+            reason: long(1000),
+            status,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-01T00:05:00Z".into(),
+            ttl_seconds: 366 * 24 * 3600,
+            quorum: 40,
+            approvals: vec![long(100); 40],
+            decided_by: Some(long(500)),
+            decided_via: Some("discord".into()),
+            decided_at: Some("2026-01-01T00:01:00Z".into()),
+            message: Some(long(1000)),
+            grant: Some(GrantRef {
+                id: GrantId::random(),
+                expires_at: "2026-01-01T00:20:00Z".into(),
+            }),
+            rule: Some(long(1000)),
+            posted_to: vec!["discord".into()],
+            command: Some(vec![long(4096); 256]),
+            host: Some(long(255)),
+        }
+    }
+
+    /// Discord would take it: twilight-validate's checks, the ones twilight-http runs
+    /// before sending, and the request id whole in the footer.
+    fn assert_postable(v: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
+        let r = request(v, ended);
+        twilight_validate::message::embeds(&r.embeds).unwrap();
+        for e in &r.embeds {
+            twilight_validate::embed::embed(e).unwrap();
+        }
+        twilight_validate::message::components(&r.components, false).unwrap();
+        let footer = &r.embeds[0].footer.as_ref().unwrap().text;
+        assert!(footer.contains(v.id.as_str()), "{footer}");
+        r
+    }
+
+    fn all_text(r: &Rendered) -> String {
+        let e = &r.embeds[0];
+        let mut s = e.title.clone().unwrap_or_default();
+        for f in &e.fields {
+            s.push('\n');
+            s.push_str(&f.name);
+            s.push('\n');
+            s.push_str(&f.value);
+        }
+        s
+    }
+
+    #[test]
+    fn maximal_requests_fit_discords_limits() {
+        for text in ["_", "@", "a_*`\\|~[]#>-", "\u{1F512}"] {
+            for status in STATUSES {
+                for n in [1, 8, 32] {
+                    let v = view((0..n).map(long_name).collect(), status, text);
+                    for ended in [None, Some(GrantEnd::Expired), Some(GrantEnd::Revoked)] {
+                        assert_postable(&v, ended.as_ref());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_long_name_is_shown_whole_and_names_that_do_not_fit_are_counted() {
+        let name = long_name(7);
+        let v = view(vec![name.clone()], RequestStatus::Pending, "x");
+        let r = assert_postable(&v, None);
+        assert!(all_text(&r).contains(&format!("`{name}`")), "shown whole");
+        let v = view(
+            (0..32).map(long_name).collect(),
+            RequestStatus::Pending,
+            "_",
+        );
+        let text = all_text(&assert_postable(&v, None));
+        let shown = (0..32)
+            .filter(|i| text.contains(&format!("`{}`", long_name(*i))))
+            .count();
+        assert!(shown >= 16, "only {shown} shown");
+        assert!(
+            text.contains(&format!("… and {} more", 32 - shown)),
+            "{shown} shown, the rest not counted"
+        );
+        // Short names all fit.
+        let short: Vec<SecretName> = (0..32)
+            .map(|i| SecretName::new(format!("team/app-{i}/token")).unwrap())
+            .collect();
+        let v = view(short.clone(), RequestStatus::Pending, "_");
+        let text = all_text(&assert_postable(&v, None));
+        assert!(short.iter().all(|s| text.contains(s.as_str())));
+        assert!(!text.contains("more (`keygate requests`"));
+    }
+
+    fn names() -> impl Strategy<Value = Vec<SecretName>> {
+        prop::collection::vec(
+            "[a-z0-9][a-z0-9._/-]{0,127}".prop_filter_map("valid", |s| SecretName::new(s).ok()),
+            1..=32,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_valid_request_is_postable(
+            secrets in names(),
+            text in "[_*@<`\\\\a-z é]{1,8}",
+            status in 0..STATUSES.len(),
+        ) {
+            let v = view(secrets, STATUSES[status], &text);
+            assert_postable(&v, None);
+            assert_postable(&v, Some(&GrantEnd::Revoked));
+        }
+    }
 }

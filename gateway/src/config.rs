@@ -6,11 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::store::Choice;
+use keygate_bot::config::{UrlKind, check_url};
 use keygate_proto::paths::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,8 @@ struct FileLimits {
     pending_per_agent: Option<u32>,
     requests_per_minute: Option<u32>,
     max_connections: Option<u32>,
+    operator_reserve: Option<u32>,
+    idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,12 +108,17 @@ struct FileAudit {
 /// configuration type, so the daemon and the bot cannot disagree on it.
 pub use keygate_bot::BotConfig as DiscordConfig;
 
-/// Per-agent limits against floods.
+/// Limits against floods: per agent, and per listener.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub pending_per_agent: u32,
     pub requests_per_minute: u32,
+    /// Open connections per listener (the Unix socket and the TCP listener each).
     pub max_connections: u32,
+    /// Extra Unix-socket slots for the operator, used when every other one is busy.
+    pub operator_reserve: u32,
+    /// How long a connection may have no request in flight before it is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -118,6 +127,19 @@ impl Default for Limits {
             pending_per_agent: 10,
             requests_per_minute: 60,
             max_connections: 512,
+            operator_reserve: 8,
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// What the API server needs of them.
+    pub fn server(&self) -> crate::api::server::ServerLimits {
+        crate::api::server::ServerLimits {
+            max_connections: self.max_connections as usize,
+            operator_reserve: self.operator_reserve as usize,
+            idle_timeout: self.idle_timeout,
         }
     }
 }
@@ -230,8 +252,18 @@ impl Config {
                 token: SecretString::from(token),
                 channel_id,
                 guild_id: env_parsed("KEYGATE_DISCORD_GUILD_ID", file.discord.guild_id)?,
-                api_url: env("KEYGATE_DISCORD_API_URL").or(file.discord.api_url),
-                gateway_url: env("KEYGATE_DISCORD_GATEWAY_URL").or(file.discord.gateway_url),
+                api_url: discord_url(
+                    "KEYGATE_DISCORD_API_URL",
+                    "[discord] api_url",
+                    file.discord.api_url,
+                    UrlKind::Api,
+                )?,
+                gateway_url: discord_url(
+                    "KEYGATE_DISCORD_GATEWAY_URL",
+                    "[discord] gateway_url",
+                    file.discord.gateway_url,
+                    UrlKind::Gateway,
+                )?,
             }),
         };
         let defaults = Limits::default();
@@ -251,7 +283,18 @@ impl Config {
                 file.limits.max_connections,
             )?
             .unwrap_or(defaults.max_connections),
+            operator_reserve: env_parsed(
+                "KEYGATE_LIMITS_OPERATOR_RESERVE",
+                file.limits.operator_reserve,
+            )?
+            .unwrap_or(defaults.operator_reserve),
+            idle_timeout: idle_timeout(file.limits.idle_timeout)?.unwrap_or(defaults.idle_timeout),
         };
+        if limits.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "[limits] max_connections must be at least 1".into(),
+            ));
+        }
         Ok(Self {
             socket: env("KEYGATE_SERVER_SOCKET")
                 .map(PathBuf::from)
@@ -280,6 +323,56 @@ impl Config {
             paths,
         })
     }
+}
+
+/// `[limits] idle_timeout` / `KEYGATE_LIMITS_IDLE_TIMEOUT`: a humantime duration of at
+/// least 100 ms and at most an hour.
+fn idle_timeout(file: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    const VAR: &str = "KEYGATE_LIMITS_IDLE_TIMEOUT";
+    let (raw, from_env) = match env(VAR) {
+        Some(v) => (v, true),
+        None => match file {
+            Some(v) => (v, false),
+            None => return Ok(None),
+        },
+    };
+    let fail = |message: String| {
+        if from_env {
+            ConfigError::Env {
+                var: VAR.into(),
+                message,
+            }
+        } else {
+            ConfigError::Invalid(format!("[limits] idle_timeout: {message}"))
+        }
+    };
+    let d = humantime::parse_duration(raw.trim())
+        .map_err(|_| fail("expected a duration such as `10s`".into()))?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(fail("must be between 100ms and 1h".into()));
+    }
+    Ok(Some(d))
+}
+
+/// A Discord URL from the environment (which wins) or the file, refused at start-up when
+/// it would send the bot token in clear off this machine.
+fn discord_url(
+    var: &str,
+    key: &str,
+    file: Option<String>,
+    kind: UrlKind,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(url) = env(var) {
+        check_url(&url, kind).map_err(|e| ConfigError::Env {
+            var: var.into(),
+            message: e.to_string(),
+        })?;
+        return Ok(Some(url));
+    }
+    if let Some(url) = &file {
+        check_url(url, kind).map_err(|e| ConfigError::Invalid(format!("{key}: {e}")))?;
+    }
+    Ok(file)
 }
 
 /// toml's errors span several lines (a snippet of the file); keep the first and the

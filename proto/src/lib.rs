@@ -11,6 +11,7 @@ pub mod duration;
 pub mod hardening;
 pub mod ids;
 pub mod names;
+pub mod net;
 pub mod paths;
 pub mod secret;
 

@@ -377,6 +377,27 @@ fn check_embeds(embeds: &mut [Value]) -> Result<(), ApiError> {
                 "Must be 25 or fewer in length.",
             ));
         }
+        let fields = e.get("fields").and_then(Value::as_array);
+        for (f, field) in fields.into_iter().flatten().enumerate() {
+            for (key, max) in [("name", 256), ("value", 1024)] {
+                if too_long(field, key, max) {
+                    return Err(ApiError::invalid_form(
+                        &format!("embeds.{i}.fields.{f}.{key}"),
+                        "BASE_TYPE_MAX_LENGTH",
+                        &format!("Must be {max} or fewer in length."),
+                    ));
+                }
+            }
+        }
+        for (part, key, max) in [("footer", "text", 2048), ("author", "name", 256)] {
+            if e.get(part).is_some_and(|p| too_long(p, key, max)) {
+                return Err(ApiError::invalid_form(
+                    &format!("embeds.{i}.{part}.{key}"),
+                    "BASE_TYPE_MAX_LENGTH",
+                    &format!("Must be {max} or fewer in length."),
+                ));
+            }
+        }
         let mut n = 0;
         walk_strings(e, &mut |s| n += s.chars().count());
         total += n;

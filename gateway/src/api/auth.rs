@@ -8,6 +8,19 @@ use super::error::ApiError;
 use crate::gate::Gate;
 use crate::identity::Caller;
 
+/// Whether the request carries the operator's token (nothing is audited: this only
+/// decides whether a reserved connection slot may serve it).
+pub fn is_operator(gate: &Gate, headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .and_then(|t| gate.authenticate(t))
+        .is_some_and(|c| matches!(c, Caller::Operator))
+}
+
 /// Authenticates the caller; an unknown token is audited.
 pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {

@@ -14,12 +14,22 @@ use super::error::ApiError;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// How long a body may take to arrive once its headers have.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and decodes a JSON body.
 pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
+    // A body that trickles in would hold its connection (busy, so never idle) forever.
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect())
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+            )
+        })?;
+    let bytes = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 ApiError::new(
@@ -35,27 +45,70 @@ pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("expected a JSON body"));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(format!("bad JSON: {}", without_strings(&e.to_string())))
-    })
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(json_error(&e)))
 }
 
-/// serde's messages quote the offending string (`invalid type: string "…"`); a body may
-/// carry a secret value or a passphrase, so quoted strings never go back in an error.
-fn without_strings(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if !inside {
-                out.push_str("\"…\"");
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
+/// What went wrong with a JSON body, said without a byte of what the client sent.
+///
+/// serde's messages quote the input (`invalid type: string "…"`, ``unknown field `…` ``,
+/// custom messages from a field's own parser), and a body may carry a secret value or a
+/// passphrase. So the message is built here from the error's category and position, and
+/// a fixed phrase for the kind of mistake; serde's own text never goes back. The only
+/// words taken from it are field names serde reports for a missing or duplicate field,
+/// which come from our types (`&'static str`), never from the body, and are checked to
+/// look like one.
+pub fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = if e.line() == 0 {
+        String::new()
+    } else {
+        format!(" at line {} column {}", e.line(), e.column())
+    };
+    let what = match e.classify() {
+        Category::Io => "the body could not be read".to_owned(),
+        Category::Eof => "the body ends in the middle of a value".to_owned(),
+        Category::Syntax => "this is not valid JSON".to_owned(),
+        Category::Data => data_error(&e.to_string()),
+    };
+    format!("bad JSON: {what}{at}")
+}
+
+/// A fixed phrase for a serde data error. Each of serde's templates starts with a fixed
+/// prefix (the input, if any, comes after it), so the prefix tells the kind of mistake.
+fn data_error(message: &str) -> String {
+    let schema_field = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .filter(|f| {
+                !f.is_empty()
+                    && f.len() <= 32
+                    && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .map(str::to_owned)
+    };
+    if let Some(f) = schema_field("missing field `") {
+        return format!("the field `{f}` is missing");
     }
-    out
+    if let Some(f) = schema_field("duplicate field `") {
+        return format!("the field `{f}` appears twice");
+    }
+    let phrase = if message.starts_with("unknown field") {
+        "a field this route does not take (unknown fields are refused)"
+    } else if message.starts_with("unknown variant") {
+        "a value that is not one of the allowed choices"
+    } else if message.starts_with("invalid type") {
+        "a value of the wrong type"
+    } else if message.starts_with("invalid length") {
+        "a list or object of the wrong length"
+    } else if message.starts_with("secret name") {
+        "a bad secret name (1-128 characters of a-z 0-9 . _ - /, starting with a letter or digit, no // or ..)"
+    } else if message.starts_with("agent name") {
+        "a bad agent name (1-64 characters of a-z 0-9 . _ -, starting with a letter or digit)"
+    } else {
+        "a value that is not valid here"
+    };
+    phrase.to_owned()
 }
 
 /// A 200 (or `status`) JSON response.
@@ -147,19 +200,80 @@ pub fn query_duration(q: Option<&str>, key: &str) -> Result<Option<Duration>, Ap
 
 #[cfg(test)]
 mod tests {
-    use super::without_strings;
+    use super::json_error;
+    use keygate_proto::api::FileRequest;
+
+    const MARK: &str = "hunter2";
+
+    fn message_for<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
+        let e = serde_json::from_str::<T>(body).expect_err(body);
+        json_error(&e)
+    }
 
     #[test]
-    fn quoted_values_never_come_back() {
-        let e = serde_json::from_str::<keygate_proto::api::FileRequest>(
-            r#"{"secrets": "hunter2-as-a-string"}"#,
-        )
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("hunter2"), "serde quotes it: {e}");
-        assert!(!without_strings(&e).contains("hunter2"));
-        let m = without_strings(r#"invalid type: string "hunter2", expected u64"#);
-        assert_eq!(m, r#"invalid type: string "…", expected u64"#);
+    fn no_part_of_the_body_comes_back() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Ask,
+            Allow,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct WithEnum {
+            kind: Kind,
+            count: u64,
+        }
+        let cases = [
+            // The redaction this replaces stopped at the first `\"` and echoed the rest.
+            r#"{"secrets": "a\"hunter2\"b"}"#,
+            r#"{"secrets": "\\\"hunter2"}"#,
+            r#"{"secrets": "x\" hunter2 \""}"#,
+            r#"{"secrets": "\u0022hunter2\u0022"}"#,
+            r#"{"secrets": "\u0068unter2"}"#,
+            r#"{"secrets": ["github/token"], "hunter2": 1}"#,
+            r#"{"secrets": ["github/token"], "a\"hunter2": 1}"#,
+            r#"{"secrets": ["Hunter2"]}"#,
+            r#"{"secrets": ["ok/hunter2//x"]}"#,
+            r#"{"secrets": [{"hunter2": "hunter2"}]}"#,
+            r#"{"secrets": ["github/token"], "reason": ["hunter2"]}"#,
+            r#"{"secrets": ["github/token"], "reason": 1, "x": "hunter2"}"#,
+            r#"{"secrets": "hunter2"#,
+            r#"{"secrets": hunter2}"#,
+        ];
+        for body in cases {
+            let m = message_for::<FileRequest>(body);
+            assert!(!m.contains(MARK), "{body} -> {m}");
+            assert!(!m.contains("unter2"), "{body} -> {m}");
+            assert!(m.starts_with("bad JSON: "), "{m}");
+        }
+        for body in [
+            r#"{"kind": "hunter2", "count": 1}"#,
+            r#"{"kind": "a\"hunter2", "count": 1}"#,
+            r#"{"kind": "Ask", "count": "hunter2"}"#,
+            r#"{"kind": "Ask", "count": -1}"#,
+            r#"{"kind": "Ask", "count": 1, "hunter2": 0}"#,
+        ] {
+            let m = message_for::<WithEnum>(body);
+            assert!(!m.contains("unter2"), "{body} -> {m}");
+        }
+    }
+
+    #[test]
+    fn the_kind_of_mistake_and_where_it_is_are_still_said() {
+        let m = message_for::<FileRequest>(r#"{"reason": "x"}"#);
+        assert!(m.contains("the field `secrets` is missing"), "{m}");
+        let m = message_for::<FileRequest>(r#"{"secrets": [], "surprise": 1}"#);
+        assert!(m.contains("unknown fields are refused"), "{m}");
+        assert!(m.contains("line 1 column"), "{m}");
+        let m = message_for::<FileRequest>(r#"{"secrets": "x"}"#);
+        assert!(m.contains("wrong type"), "{m}");
+        let m = message_for::<FileRequest>(r#"{"secrets": ["A"]}"#);
+        assert!(m.contains("bad secret name"), "{m}");
+        let m = message_for::<FileRequest>("{not json");
+        assert!(m.contains("not valid JSON at line 1 column 2"), "{m}");
+        let m = message_for::<FileRequest>(r#"{"secrets": ["#);
+        assert!(m.contains("ends in the middle"), "{m}");
     }
 }

@@ -1,23 +1,29 @@
 //! Serving the API on a Unix socket: the socket is made 0600 inside a 0700 directory of
 //! this user's (one owned by someone else, or open to others, is refused), a
 //! stale socket left by a dead daemon is replaced, and a live daemon makes a second one
-//! refuse to start. Connections are capped, headers must arrive in time, and shutdown
-//! is graceful.
+//! refuse to start. Each listener caps its connections on its own, the Unix socket keeps
+//! a reserve for the operator, a connection with nothing in flight is closed after the
+//! idle timeout (from its very first byte: a client that sends nothing is no exception),
+//! and shutdown is graceful.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-use super::Ctx;
+use super::{ApiError, Ctx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -56,10 +62,33 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
-/// How long a client may take to send its headers, or finish a TLS handshake.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for open connections.
 const DRAIN: Duration = Duration::from_secs(5);
+
+/// What each listener lets clients hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections each listener holds at once (the Unix socket and the TCP listener
+    /// have one such cap each: a flood on one never takes the other's slots).
+    pub max_connections: usize,
+    /// Extra slots on the Unix socket, used only when every ordinary one is busy
+    /// with a request, and serving only `/healthz` and the operator's token.
+    pub operator_reserve: usize,
+    /// How long a connection may go without a request in flight: from accept to its
+    /// first request (TLS handshake, protocol preface and headers included), and
+    /// between requests. Then it is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            operator_reserve: 8,
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// The listeners the daemon serves on.
 pub enum Listener {
@@ -81,144 +110,458 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-/// Serves every listener until `stop` turns true, then drains. One connection cap
-/// covers them all: a client that opens many connections and sends nothing is cut off
-/// by the header timeout and cannot hold more than its share of slots for long.
+/// One connection's activity: how many requests it has in flight, since when it has
+/// had none, and whether it was told to go.
+#[derive(Debug)]
+struct Activity {
+    state: Mutex<ActivityState>,
+    wake: Notify,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    busy: usize,
+    idle_since: Instant,
+    evicted: bool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(ActivityState {
+                busy: 0,
+                idle_since: Instant::now(),
+                evicted: false,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Resolves once the connection has been idle for `idle`, or was evicted.
+    async fn expired(&self, idle: Duration) {
+        loop {
+            let deadline = {
+                let s = self.lock();
+                if s.evicted {
+                    return;
+                }
+                (s.busy == 0).then(|| s.idle_since + idle)
+            };
+            match deadline {
+                None => self.wake.notified().await,
+                Some(at) if Instant::now() >= at => return,
+                Some(at) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request in flight; dropping it (answered, or abandoned) may make the connection
+/// idle again.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.lock().busy += 1;
+        activity.wake.notify_one();
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.busy = s.busy.saturating_sub(1);
+        if s.busy == 0 {
+            s.idle_since = Instant::now();
+        }
+        drop(s);
+        self.0.wake.notify_one();
+    }
+}
+
+/// One listener's connections.
+#[derive(Debug)]
+struct Pool {
+    cap: usize,
+    reserve: usize,
+    inner: Mutex<PoolInner>,
+}
+
+#[derive(Debug, Default)]
+struct PoolInner {
+    next: u64,
+    ordinary: usize,
+    reserved: usize,
+    conns: HashMap<u64, (bool, Arc<Activity>)>,
+}
+
+/// A connection's place in its pool, given back when the connection ends.
+struct Slot {
+    pool: Arc<Pool>,
+    id: u64,
+    reserved: bool,
+    activity: Arc<Activity>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut inner = self.pool.lock();
+        if inner.conns.remove(&self.id).is_some() {
+            if self.reserved {
+                inner.reserved -= 1;
+            } else {
+                inner.ordinary -= 1;
+            }
+        }
+    }
+}
+
+impl Pool {
+    fn new(cap: usize, reserve: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap: cap.max(1),
+            reserve,
+            inner: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a new connection. When the ordinary slots are full, the connection
+    /// that has gone longest without a request in flight is closed to make room (an
+    /// ordinary one first): connections that send nothing cannot keep out one that
+    /// asks something at once. When every slot is busy, the reserve (if any) takes
+    /// it; past that, `None`: the connection is closed at once.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let mut inner = self.lock();
+        let reserved = if inner.ordinary < self.cap {
+            false
+        } else if let Some((id, reserved)) = Self::longest_idle(&inner) {
+            if let Some((_, activity)) = inner.conns.remove(&id) {
+                activity.lock().evicted = true;
+                activity.wake.notify_one();
+            }
+            if reserved {
+                inner.reserved -= 1;
+            } else {
+                inner.ordinary -= 1;
+            }
+            reserved
+        } else if inner.reserved < self.reserve {
+            true
+        } else {
+            return None;
+        };
+        let id = inner.next;
+        inner.next += 1;
+        let activity = Arc::new(Activity::new());
+        inner.conns.insert(id, (reserved, Arc::clone(&activity)));
+        if reserved {
+            inner.reserved += 1;
+        } else {
+            inner.ordinary += 1;
+        }
+        Some(Slot {
+            pool: Arc::clone(self),
+            id,
+            reserved,
+            activity,
+        })
+    }
+
+    fn longest_idle(inner: &PoolInner) -> Option<(u64, bool)> {
+        inner
+            .conns
+            .iter()
+            .filter_map(|(id, (reserved, a))| {
+                let s = a.lock();
+                (s.busy == 0 && !s.evicted).then_some((*reserved, s.idle_since, *id))
+            })
+            // Ordinary slots first (`false` sorts first), then the longest idle.
+            .min()
+            .map(|(reserved, _, id)| (id, reserved))
+    }
+}
+
+/// What every connection task needs.
+struct Shared {
+    gate: Ctx,
+    builder: auto::Builder<TokioExecutor>,
+    idle: Duration,
+}
+
+/// Serves every listener until `stop` turns true, then drains.
+///
+/// Each listener has its own pool of `max_connections` slots, and the Unix socket
+/// `operator_reserve` more. A connection with no request in flight is closed
+/// `idle_timeout` after it connected or after its last answer, whatever it sends
+/// meanwhile (nothing, half a preface, a TLS handshake, half a header); when a pool is
+/// full, the longest idle connection makes room for a new one.
 pub async fn serve(
     listeners: Vec<Listener>,
     gate: Ctx,
-    max_connections: usize,
+    limits: ServerLimits,
     stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.idle_timeout)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .max_concurrent_streams(64);
-    let slots = Arc::new(Semaphore::new(max_connections));
+    let shared = Arc::new(Shared {
+        gate,
+        builder,
+        idle: limits.idle_timeout,
+    });
+    // Every connection task holds a sender; when all are gone, everything has drained.
+    let (alive, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
+        let reserve = match listener {
+            Listener::Unix(_) => limits.operator_reserve,
+            Listener::Tcp(..) => 0,
+        };
         tasks.spawn(accept_loop(
             listener,
-            Arc::clone(&gate),
-            builder.clone(),
-            Arc::clone(&slots),
+            Arc::clone(&shared),
+            Pool::new(limits.max_connections, reserve),
             stop.clone(),
+            alive.clone(),
         ));
     }
+    drop(alive);
     while tasks.join_next().await.is_some() {}
+    if tokio::time::timeout(DRAIN, drained.recv()).await.is_err() {
+        tracing::warn!(
+            "some connections were still open after {}s",
+            DRAIN.as_secs()
+        );
+    }
 }
 
 /// Serves on the Unix socket alone.
 pub async fn serve_unix(
     listener: UnixListener,
     gate: Ctx,
-    max_connections: usize,
+    limits: ServerLimits,
     stop: watch::Receiver<bool>,
 ) {
-    serve(vec![Listener::Unix(listener)], gate, max_connections, stop).await;
+    serve(vec![Listener::Unix(listener)], gate, limits, stop).await;
 }
 
-type Permit = tokio::sync::OwnedSemaphorePermit;
+/// A reserved slot serves the operator (and `/healthz`) only: agents that hold every
+/// ordinary slot with long polls cannot take the last ones too.
+fn reserve_may_serve(gate: &Ctx, req: &Request<Incoming>) -> bool {
+    req.uri().path().trim_end_matches('/') == "/healthz"
+        || super::auth::is_operator(gate, req.headers())
+}
 
-fn spawn_conn<I>(
-    io: I,
-    gate: &Ctx,
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    permit: Permit,
-) where
+fn busy_answer() -> Response<Full<Bytes>> {
+    let mut r = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "every connection slot is taken; the last few are kept for the operator",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+async fn serve_conn<I>(io: I, shared: Arc<Shared>, slot: Slot, mut stop: watch::Receiver<bool>)
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let gate = Arc::clone(gate);
-    let service = service_fn(move |req| super::handle(Arc::clone(&gate), req));
-    let conn = builder
-        .serve_connection(TokioIo::new(io), service)
-        .into_owned();
-    let conn = graceful.watch(conn);
-    tokio::spawn(async move {
-        let _ = conn.await;
-        drop(permit);
+    let gate = Arc::clone(&shared.gate);
+    let activity = Arc::clone(&slot.activity);
+    let reserved = slot.reserved;
+    let service = service_fn(move |req: Request<Incoming>| {
+        let busy = Busy::begin(&activity);
+        let gate = Arc::clone(&gate);
+        async move {
+            let _busy = busy;
+            if reserved && !reserve_may_serve(&gate, &req) {
+                return Ok::<_, Infallible>(busy_answer());
+            }
+            super::handle(gate, req).await
+        }
     });
+    let conn = shared.builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        // Idle too long, or evicted: closed, with nothing in flight to lose.
+        () = slot.activity.expired(shared.idle) => return,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = slot.activity.expired(shared.idle) => {}
+    }
 }
 
 async fn accept_loop(
     listener: Listener,
-    gate: Ctx,
-    builder: auto::Builder<TokioExecutor>,
-    slots: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
     mut stop: watch::Receiver<bool>,
+    alive: tokio::sync::mpsc::Sender<()>,
 ) {
-    let graceful = GracefulShutdown::new();
-    // TLS handshakes run in their own tasks and hand finished streams back here.
-    let (done_tx, mut done) =
-        tokio::sync::mpsc::unbounded_channel::<(TlsStream<TcpStream>, Permit)>();
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            Some((tls, permit)) = done.recv() => {
-                spawn_conn(tls, &gate, &builder, &graceful, permit);
-                continue;
-            }
-            _ = stop.changed() => break,
-        };
         match &listener {
             Listener::Unix(l) => {
                 let accepted = tokio::select! {
                     a = l.accept() => a,
-                    _ = stop.changed() => break,
+                    _ = stop.wait_for(|s| *s) => break,
                 };
-                if let Ok((stream, _)) = accepted {
-                    spawn_conn(stream, &gate, &builder, &graceful, permit);
-                }
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_failed(&e).await;
+                        continue;
+                    }
+                };
+                let Some(slot) = pool.admit() else {
+                    tracing::debug!("connection closed at once: every slot is busy");
+                    continue;
+                };
+                let (shared, stop, alive) = (Arc::clone(&shared), stop.clone(), alive.clone());
+                tokio::spawn(async move {
+                    serve_conn(stream, shared, slot, stop).await;
+                    drop(alive);
+                });
             }
             Listener::Tcp(l, tls) => {
                 let accepted = tokio::select! {
                     a = l.accept() => a,
-                    // Finished handshakes must not wait for the next client to arrive.
-                    Some((tls, ready)) = done.recv() => {
-                        spawn_conn(tls, &gate, &builder, &graceful, ready);
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_failed(&e).await;
                         continue;
                     }
-                    _ = stop.changed() => break,
                 };
-                let Ok((stream, _)) = accepted else { continue };
+                let Some(slot) = pool.admit() else {
+                    tracing::debug!("connection closed at once: every slot is busy");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                match tls {
-                    None => spawn_conn(stream, &gate, &builder, &graceful, permit),
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let done_tx = done_tx.clone();
-                        tokio::spawn(async move {
-                            match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(tls)) => {
-                                    let _ = done_tx.send((tls, permit));
+                let (shared, mut stop, alive) = (Arc::clone(&shared), stop.clone(), alive.clone());
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => serve_conn(stream, shared, slot, stop).await,
+                        Some(acceptor) => {
+                            // The handshake counts against the connection's idle time.
+                            let tls = tokio::select! {
+                                r = acceptor.accept(stream) => r,
+                                () = slot.activity.expired(shared.idle) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
                                 }
-                                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                                _ = stop.wait_for(|s| *s) => return,
+                            };
+                            match tls {
+                                Ok(tls) => serve_conn(tls, shared, slot, stop).await,
+                                Err(e) => tracing::debug!("TLS handshake failed: {e}"),
                             }
-                        });
+                        }
                     }
-                }
+                    drop(alive);
+                });
             }
         }
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "some connections were still open after {}s",
-            DRAIN.as_secs()
+}
+
+/// Accept failing (out of file descriptors, most likely): say so, and give the
+/// connections being closed a moment rather than spinning.
+async fn accept_failed(e: &std::io::Error) {
+    tracing::warn!("cannot accept a connection: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_pool_closes_the_longest_idle_then_uses_the_reserve() {
+        let pool = Pool::new(2, 1);
+        let a = pool.admit().unwrap();
+        let b = pool.admit().unwrap();
+        let _a_busy = Busy::begin(&a.activity);
+        // Full: the idle one (b) makes room, the busy one (a) stays.
+        let c = pool.admit().unwrap();
+        assert!(!c.reserved);
+        assert!(b.activity.lock().evicted);
+        assert!(!a.activity.lock().evicted);
+        let _c_busy = Busy::begin(&c.activity);
+        // Every ordinary slot busy: the reserve.
+        let d = pool.admit().unwrap();
+        assert!(d.reserved);
+        let d_busy = Busy::begin(&d.activity);
+        // Everything busy: refused.
+        assert!(pool.admit().is_none());
+        drop(b);
+        assert!(
+            pool.admit().is_none(),
+            "an evicted slot was already given back"
         );
+        drop(d);
+        drop(d_busy);
+        assert!(pool.admit().unwrap().reserved);
+    }
+
+    #[tokio::test]
+    async fn idle_time_runs_only_with_nothing_in_flight() {
+        let idle = Duration::from_millis(100);
+        let a = Arc::new(Activity::new());
+        let busy = Busy::begin(&a);
+        assert!(
+            tokio::time::timeout(3 * idle, a.expired(idle))
+                .await
+                .is_err(),
+            "busy connections are never idle"
+        );
+        let ended = Instant::now();
+        drop(busy);
+        tokio::time::timeout(10 * idle, a.expired(idle))
+            .await
+            .expect("idle after its last answer");
+        assert!(ended.elapsed() >= idle);
+        let b = Arc::new(Activity::new());
+        b.lock().evicted = true;
+        b.wake.notify_one();
+        tokio::time::timeout(idle, b.expired(Duration::from_secs(60)))
+            .await
+            .expect("evicted at once");
     }
 }

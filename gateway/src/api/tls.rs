@@ -56,7 +56,9 @@ pub fn parse_listen(spec: &str) -> Result<Listen, TlsError> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    if plain && !addr.ip().is_loopback() {
+    // The written host and the address it resolves to must both be loopback: the same
+    // rule as plain-text Discord URLs (`keygate_proto::net`), plus the address itself.
+    if plain && !(keygate_proto::net::is_loopback_host(&host) && addr.ip().is_loopback()) {
         return Err(TlsError::PlainOffLoopback(rest.to_owned()));
     }
     Ok(Listen {

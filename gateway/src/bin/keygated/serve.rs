@@ -129,7 +129,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let server = tokio::spawn(api::server::serve(
         listeners,
         Arc::clone(&gate),
-        config.limits.max_connections as usize,
+        config.limits.server(),
         stop_rx,
     ));
     let maintenance = tokio::spawn(Arc::clone(&gate).run_maintenance(ended));
