@@ -305,7 +305,7 @@ pub struct DiscordChannel(pub Arc<Discord>);
 
 impl ApprovalChannel for DiscordChannel {
     fn name(&self) -> &'static str {
-        "discord"
+        crate::CHANNEL
     }
 
     fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>> {
@@ -323,13 +323,13 @@ impl ApprovalChannel for DiscordChannel {
             })
             .await
             .map_err(|e| ChannelError {
-                channel: "discord",
+                channel: crate::CHANNEL,
                 message: format!("cannot post the approval message: {e}"),
             })?
             .model()
             .await
             .map_err(|e| ChannelError {
-                channel: "discord",
+                channel: crate::CHANNEL,
                 message: format!("Discord's answer was unreadable: {e}"),
             })?;
             d.posted

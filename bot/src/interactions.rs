@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_proto::approval::{Approver, Gatekeeper, Refused};
+use keygate_proto::{RoleId, UserId};
 use twilight_model::application::interaction::{Interaction, InteractionData};
 use twilight_model::channel::message::MessageFlags;
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseType};
@@ -33,12 +34,13 @@ pub(crate) fn person(d: &Discord, i: &Interaction) -> Result<Approver, &'static 
         return Err("this server is not the one keygate is configured for");
     }
     Ok(Approver {
-        id: user.id.get(),
+        channel: crate::CHANNEL,
+        id: UserId(user.id.get()),
         name: user.name.clone(),
         roles: i
             .member
             .as_ref()
-            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .map(|m| m.roles.iter().map(|r| RoleId(r.get())).collect())
             .unwrap_or_default(),
     })
 }
@@ -99,7 +101,8 @@ pub async fn handle(d: Arc<Discord>, gk: Arc<dyn Gatekeeper>, i: Interaction) {
 fn anonymous(i: &Interaction) -> Approver {
     let user = i.author();
     Approver {
-        id: user.map_or(0, |u| u.id.get()),
+        channel: crate::CHANNEL,
+        id: UserId(user.map_or(0, |u| u.id.get())),
         name: user.map_or_else(|| "unknown".into(), |u| u.name.clone()),
         roles: Vec::new(),
     }

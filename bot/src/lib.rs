@@ -20,4 +20,7 @@ pub mod render;
 pub mod sim;
 
 pub use channel::Discord;
+
+/// The name this approval channel goes by: in `posted_to`, in `decided_via`, in status.
+pub const CHANNEL: &str = "discord";
 pub use config::BotConfig;

@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Who acted: an agent, the operator, a Discord user, the policy, or the daemon itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor {
     pub who: String,
     pub via: &'static str,

@@ -2,7 +2,9 @@
 //! revoke grants — always as a named person, checked against the policy's approvers.
 
 use keygate_proto::api::{GrantView, RequestView};
-use keygate_proto::approval::{Approver, BoxFuture, Gatekeeper, Outcome, Refused, Verdict};
+use keygate_proto::approval::{
+    Approver, BoxFuture, Decider, Gatekeeper, Outcome, Refused, Verdict,
+};
 use keygate_proto::{GrantId, RequestId};
 
 use crate::audit::{Actor, Event};
@@ -11,7 +13,7 @@ use crate::gate::{Gate, GateError, Selector};
 fn actor(approver: &Approver) -> Actor {
     Actor {
         who: approver.label(),
-        via: "discord",
+        via: approver.channel,
     }
 }
 
@@ -32,15 +34,9 @@ impl Gatekeeper for Gate {
         approver: &'a Approver,
     ) -> BoxFuture<'a, Result<Outcome, Refused>> {
         Box::pin(async move {
-            Gate::decide(
-                self,
-                id,
-                verdict,
-                actor(approver),
-                Some((approver.id, approver.roles.as_slice())),
-            )
-            .await
-            .map_err(refused)
+            Gate::decide(self, id, verdict, &Decider::Person(approver.clone()))
+                .await
+                .map_err(refused)
         })
     }
 

@@ -1,12 +1,17 @@
-//! Requests and their first clock: a request is `pending` until an approver decides, its
-//! request timeout passes (`expired`) or the agent gives up (`cancelled`). The first
-//! decision wins; a quorum needs that many distinct approvers.
+//! Requests and their first clock: a request is pending until a decider settles it, its
+//! request timeout passes or the agent gives up. Its [`State`] carries what is true in
+//! each stage and nothing else. A change is made in two steps: a [`Transition`] is
+//! planned from the request as it stands (and refused if it cannot happen), its audit
+//! line is written and synced, and only then is it applied.
 //!
-//! The table is a plain map behind a mutex that is never held across an await; each
-//! request has a `watch` channel that long-polls wait on.
+//! The table is a plain map behind a mutex held only for short, non-blocking sections;
+//! each request also has its own decision lock, held from planning to applying, so two
+//! decisions on one request never interleave while decisions on different requests (and
+//! their audit syncs) run side by side. Each request has a `watch` channel that
+//! long-polls wait on.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use keygate_policies::{Approvers, Evaluation};
@@ -16,17 +21,70 @@ use keygate_proto::duration::rfc3339;
 use keygate_proto::{RequestId, SecretName};
 use tokio::sync::watch;
 
-use crate::audit::Actor;
+use crate::audit::{Actor, Event};
+use crate::grants::Grant;
 use crate::identity::Agent;
 
 /// How long a finished request stays visible to `keygate requests` and to pollers.
 const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 
-/// One approval towards a quorum: who it counts as, and how people read their name.
+/// One approval towards a quorum: who it counts as, and who they were to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
-    pub by: DeciderId,
-    pub label: String,
+    pub id: DeciderId,
+    pub by: Actor,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// Waiting; `approvals` counts towards the quorum.
+    Pending {
+        approvals: Vec<Approval>,
+    },
+    Approved {
+        by: Actor,
+        at: SystemTime,
+        approvals: Vec<Approval>,
+        /// The grant's TTL, which may be shorter than the request's.
+        ttl: Duration,
+        grant: GrantRef,
+    },
+    Denied {
+        by: Actor,
+        at: SystemTime,
+        reason: String,
+    },
+    Expired {
+        at: SystemTime,
+    },
+    Cancelled {
+        by: Actor,
+        at: SystemTime,
+        why: String,
+    },
+}
+
+impl State {
+    pub fn status(&self) -> RequestStatus {
+        match self {
+            Self::Pending { .. } => RequestStatus::Pending,
+            Self::Approved { .. } => RequestStatus::Approved,
+            Self::Denied { .. } => RequestStatus::Denied,
+            Self::Expired { .. } => RequestStatus::Expired,
+            Self::Cancelled { .. } => RequestStatus::Cancelled,
+        }
+    }
+
+    fn decided(&self) -> Option<(Option<&Actor>, SystemTime)> {
+        match self {
+            Self::Pending { .. } => None,
+            Self::Approved { by, at, .. }
+            | Self::Denied { by, at, .. }
+            | Self::Cancelled { by, at, .. } => Some((Some(by), *at)),
+            Self::Expired { at } => Some((None, *at)),
+        }
+    }
 }
 
 /// A request as filed.
@@ -48,37 +106,91 @@ pub struct Request {
     pub rule: Option<String>,
     pub approvers: Approvers,
     pub quorum: u32,
-    pub status: RequestStatus,
-    pub approvals: Vec<Approval>,
-    pub decided_by: Option<Actor>,
-    pub decided_at: Option<SystemTime>,
-    pub message: Option<String>,
-    pub grant: Option<GrantRef>,
     pub posted_to: Vec<String>,
+    pub state: State,
 }
 
+/// What a request is asked for, as the agent sent it (cut and checked).
+#[derive(Debug)]
+pub struct Asked {
+    pub agent: Agent,
+    pub secrets: Vec<SecretName>,
+    pub reason: String,
+    pub command: Option<Vec<String>>,
+    pub command_sha256: Option<String>,
+    pub host: Option<String>,
+}
+
+/// Why a transition cannot happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("already decided: the request is {}", .0.as_str())]
+    AlreadyDecided(RequestStatus),
+    #[error("you are not an approver for this request")]
+    NotAnApprover,
+}
+
+/// A change to one request, planned and checked but not made: its audit line is written
+/// first ([`Transition::event`]), then [`Requests::apply`] makes it.
+#[derive(Debug)]
+pub struct Transition {
+    pub request: RequestId,
+    pub next: State,
+    quorum: u32,
+    /// The grant an approval makes; it goes live once the transition is applied.
+    pub grant: Option<Arc<Grant>>,
+}
+
+impl Transition {
+    /// The audit line this transition needs before it takes effect.
+    pub fn event(&self) -> Event<'_> {
+        let request = &self.request;
+        match &self.next {
+            State::Pending { approvals } => Event::RequestApproval {
+                request,
+                by: approvals.last().map_or(&DAEMON, |a| &a.by),
+                approvals: approvals.len(),
+                quorum: self.quorum,
+            },
+            State::Approved { by, ttl, grant, .. } => Event::RequestDecided {
+                request,
+                outcome: "approved",
+                by,
+                message: None,
+                grant: Some(&grant.id),
+                ttl_seconds: Some(ttl.as_secs()),
+            },
+            State::Denied { by, reason, .. } => Event::RequestDecided {
+                request,
+                outcome: "denied",
+                by,
+                message: Some(reason),
+                grant: None,
+                ttl_seconds: None,
+            },
+            State::Expired { .. } => Event::RequestExpired { request },
+            State::Cancelled { by, .. } => Event::RequestCancelled { request, by },
+        }
+    }
+}
+
+static DAEMON: Actor = Actor {
+    who: String::new(),
+    via: "daemon",
+};
+
 impl Request {
-    /// A new pending request from a policy evaluation that asked for approval.
-    #[allow(clippy::too_many_arguments)] // every field is a distinct part of what was asked
-    pub fn pending(
-        agent: Agent,
-        secrets: Vec<SecretName>,
-        reason: String,
-        command: Option<Vec<String>>,
-        host: Option<String>,
-        eval: &Evaluation,
-        approvers: Approvers,
-        quorum: u32,
-    ) -> Self {
+    /// A new pending request, as the policy evaluated it.
+    pub fn pending(asked: Asked, eval: &Evaluation, approvers: Approvers, quorum: u32) -> Self {
         let now = SystemTime::now();
         Self {
             id: RequestId::random(),
-            agent,
-            secrets,
-            reason,
-            command,
-            command_sha256: None,
-            host,
+            agent: asked.agent,
+            secrets: asked.secrets,
+            reason: asked.reason,
+            command: asked.command,
+            command_sha256: asked.command_sha256,
+            host: asked.host,
             created_at: now,
             expires_at: now + eval.request_timeout,
             ttl: eval.ttl,
@@ -86,38 +198,123 @@ impl Request {
             rule: eval.rule.clone(),
             approvers,
             quorum,
-            status: RequestStatus::Pending,
-            approvals: Vec::new(),
-            decided_by: None,
-            decided_at: None,
-            message: None,
-            grant: None,
             posted_to: Vec::new(),
+            state: State::Pending {
+                approvals: Vec::new(),
+            },
         }
     }
 
-    /// The approvers so far, as people read them.
-    pub fn labels(&self) -> Vec<String> {
-        self.approvals.iter().map(|a| a.label.clone()).collect()
+    pub fn status(&self) -> RequestStatus {
+        self.state.status()
+    }
+
+    fn pending_approvals(&self) -> Result<&[Approval], Refusal> {
+        match &self.state {
+            State::Pending { approvals } => Ok(approvals),
+            other => Err(Refusal::AlreadyDecided(other.status())),
+        }
+    }
+
+    fn to(&self, next: State) -> Transition {
+        Transition {
+            request: self.id.clone(),
+            next,
+            quorum: self.quorum,
+            grant: None,
+        }
+    }
+
+    /// One approval by `id` (named `by` in the log). Below the quorum it is counted (once
+    /// per decider); at the quorum the request is approved with a grant of `ttl` (never
+    /// longer than the request's), starting now.
+    pub fn approve(
+        &self,
+        id: DeciderId,
+        by: Actor,
+        ttl: Option<Duration>,
+    ) -> Result<Transition, Refusal> {
+        let mut approvals = self.pending_approvals()?.to_vec();
+        if !approvals.iter().any(|a| a.id == id) {
+            approvals.push(Approval { id, by: by.clone() });
+        }
+        if (approvals.len() as u64) < u64::from(self.quorum) {
+            return Ok(self.to(State::Pending { approvals }));
+        }
+        let ttl = ttl.map_or(self.ttl, |t| t.min(self.ttl));
+        let labels = approvals.iter().map(|a| a.by.who.clone()).collect();
+        let grant = Arc::new(Grant::for_request(self, ttl, labels));
+        let mut t = self.to(State::Approved {
+            by,
+            at: SystemTime::now(),
+            approvals,
+            ttl,
+            grant: grant.reference(),
+        });
+        t.grant = Some(grant);
+        Ok(t)
+    }
+
+    pub fn deny(&self, by: Actor, reason: String) -> Result<Transition, Refusal> {
+        self.pending_approvals()?;
+        Ok(self.to(State::Denied {
+            by,
+            at: SystemTime::now(),
+            reason,
+        }))
+    }
+
+    pub fn expire(&self) -> Result<Transition, Refusal> {
+        self.pending_approvals()?;
+        Ok(self.to(State::Expired {
+            at: SystemTime::now(),
+        }))
+    }
+
+    pub fn cancel(&self, by: Actor, why: &str) -> Result<Transition, Refusal> {
+        self.pending_approvals()?;
+        Ok(self.to(State::Cancelled {
+            by,
+            at: SystemTime::now(),
+            why: why.to_owned(),
+        }))
     }
 
     pub fn view(&self) -> RequestView {
+        let decided = self.state.decided();
+        let (approvals, ttl, grant, message) = match &self.state {
+            State::Pending { approvals } => (approvals.as_slice(), self.ttl, None, None),
+            State::Approved {
+                approvals,
+                ttl,
+                grant,
+                ..
+            } => (approvals.as_slice(), *ttl, Some(grant.clone()), None),
+            State::Denied { reason, .. } => (&[][..], self.ttl, None, Some(reason.clone())),
+            State::Expired { .. } => (
+                &[][..],
+                self.ttl,
+                None,
+                Some("no decision before the request expired".to_owned()),
+            ),
+            State::Cancelled { why, .. } => (&[][..], self.ttl, None, Some(why.clone())),
+        };
         RequestView {
             id: self.id.clone(),
             agent: self.agent.name.clone(),
             secrets: self.secrets.clone(),
             reason: self.reason.clone(),
-            status: self.status,
+            status: self.status(),
             created_at: rfc3339(self.created_at),
             expires_at: rfc3339(self.expires_at),
-            ttl_seconds: self.ttl.as_secs(),
+            ttl_seconds: ttl.as_secs(),
             quorum: self.quorum,
-            approvals: self.labels(),
-            decided_by: self.decided_by.as_ref().map(|a| a.who.clone()),
-            decided_via: self.decided_by.as_ref().map(|a| a.via.to_owned()),
-            decided_at: self.decided_at.map(rfc3339),
-            message: self.message.clone(),
-            grant: self.grant.clone(),
+            approvals: approvals.iter().map(|a| a.by.who.clone()).collect(),
+            decided_by: decided.and_then(|(by, _)| by.map(|a| a.who.clone())),
+            decided_via: decided.and_then(|(by, _)| by.map(|a| a.via.to_owned())),
+            decided_at: decided.map(|(_, at)| rfc3339(at)),
+            message,
+            grant,
             rule: self.rule.clone(),
             posted_to: self.posted_to.clone(),
             command: self.command.clone(),
@@ -129,6 +326,8 @@ impl Request {
 struct Entry {
     request: Request,
     changed: watch::Sender<RequestStatus>,
+    /// Held from planning a transition to applying it.
+    deciding: Arc<Mutex<()>>,
 }
 
 /// The request table.
@@ -151,9 +350,15 @@ impl Requests {
     }
 
     pub fn insert(&self, request: Request) {
-        let (changed, _) = watch::channel(request.status);
-        self.lock()
-            .insert(request.id.clone(), Entry { request, changed });
+        let (changed, _) = watch::channel(request.status());
+        self.lock().insert(
+            request.id.clone(),
+            Entry {
+                request,
+                changed,
+                deciding: Arc::default(),
+            },
+        );
     }
 
     pub fn get(&self, id: &RequestId) -> Option<Request> {
@@ -167,23 +372,31 @@ impl Requests {
             .map(|e| (e.request.clone(), e.changed.subscribe()))
     }
 
-    /// Runs `f` on the request under the table's lock. `f` must not block for long: it may
-    /// write one audit line. Waiters are not woken: call [`Requests::wake`] once the
-    /// change's effects (a grant) are in place.
-    pub fn update<T, E>(
-        &self,
-        id: &RequestId,
-        f: impl FnOnce(&mut Request) -> Result<T, E>,
-    ) -> Option<Result<T, E>> {
+    /// The request's decision lock: hold it from planning a transition to applying it.
+    pub fn decision_lock(&self, id: &RequestId) -> Option<Arc<Mutex<()>>> {
+        self.lock().get(id).map(|e| Arc::clone(&e.deciding))
+    }
+
+    /// Makes a planned transition (its audit line written). Waiters are not woken: call
+    /// [`Requests::wake`] once the change's effects (a grant) are in place.
+    pub fn apply(&self, t: Transition) -> Option<RequestView> {
         let mut entries = self.lock();
-        let entry = entries.get_mut(id)?;
-        Some(f(&mut entry.request))
+        let entry = entries.get_mut(&t.request)?;
+        entry.request.state = t.next;
+        Some(entry.request.view())
+    }
+
+    /// Sets where the request was shown.
+    pub fn set_posted_to(&self, id: &RequestId, posted_to: Vec<String>) {
+        if let Some(e) = self.lock().get_mut(id) {
+            e.request.posted_to = posted_to;
+        }
     }
 
     /// Wakes the request's waiters.
     pub fn wake(&self, id: &RequestId) {
         if let Some(e) = self.lock().get(id) {
-            e.changed.send_replace(e.request.status);
+            e.changed.send_replace(e.request.status());
         }
     }
 
@@ -194,24 +407,24 @@ impl Requests {
         all
     }
 
+    /// The ids of one agent's pending requests.
+    pub fn pending_ids_of(&self, agent: &Agent) -> Vec<RequestId> {
+        self.lock()
+            .values()
+            .filter(|e| e.request.status() == RequestStatus::Pending && &e.request.agent == agent)
+            .map(|e| e.request.id.clone())
+            .collect()
+    }
+
     /// Pending requests of one agent.
     pub fn pending_of(&self, agent: &Agent) -> usize {
         self.pending_ids_of(agent).len()
     }
 
-    /// The ids of one agent's pending requests.
-    pub fn pending_ids_of(&self, agent: &Agent) -> Vec<RequestId> {
-        self.lock()
-            .values()
-            .filter(|e| e.request.status == RequestStatus::Pending && &e.request.agent == agent)
-            .map(|e| e.request.id.clone())
-            .collect()
-    }
-
     pub fn pending(&self) -> usize {
         self.lock()
             .values()
-            .filter(|e| e.request.status == RequestStatus::Pending)
+            .filter(|e| e.request.status() == RequestStatus::Pending)
             .count()
     }
 
@@ -219,10 +432,10 @@ impl Requests {
     pub fn purge(&self) {
         let now = SystemTime::now();
         self.lock().retain(|_, e| {
-            !e.request.status.is_final()
-                || e.request
-                    .decided_at
-                    .is_none_or(|t| now.duration_since(t).unwrap_or_default() < KEEP_FINISHED)
+            e.request
+                .state
+                .decided()
+                .is_none_or(|(_, at)| now.duration_since(at).unwrap_or_default() < KEEP_FINISHED)
         });
     }
 

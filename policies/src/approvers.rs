@@ -3,13 +3,15 @@
 
 use std::fmt;
 
+use keygate_proto::{RoleId, UserId};
+
 /// A resolved set of approvers. Ids are kept sorted and unique so that checking a button
 /// press is a binary search and two sets compare equal when they admit the same people.
 /// The empty set admits nobody: fail closed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Approvers {
-    users: Vec<u64>,
-    roles: Vec<u64>,
+    users: Vec<UserId>,
+    roles: Vec<RoleId>,
     groups: Vec<String>,
 }
 
@@ -17,8 +19,8 @@ impl Approvers {
     /// Builds a set from user ids, role ids and the names of the groups they came from
     /// (for display only). Order and repeats do not matter.
     pub fn new(
-        users: impl IntoIterator<Item = u64>,
-        roles: impl IntoIterator<Item = u64>,
+        users: impl IntoIterator<Item = UserId>,
+        roles: impl IntoIterator<Item = RoleId>,
         groups: impl IntoIterator<Item = String>,
     ) -> Approvers {
         Approvers {
@@ -30,7 +32,7 @@ impl Approvers {
 
     /// May Discord user `user`, holding guild roles `roles`, decide? Empty approver set =
     /// nobody.
-    pub fn allows(&self, user: u64, roles: &[u64]) -> bool {
+    pub fn allows(&self, user: UserId, roles: &[RoleId]) -> bool {
         self.users.binary_search(&user).is_ok()
             || roles.iter().any(|r| self.roles.binary_search(r).is_ok())
     }
@@ -41,12 +43,12 @@ impl Approvers {
     }
 
     /// User ids, sorted and unique.
-    pub fn users(&self) -> &[u64] {
+    pub fn users(&self) -> &[UserId] {
         &self.users
     }
 
     /// Role ids, sorted and unique.
-    pub fn roles(&self) -> &[u64] {
+    pub fn roles(&self) -> &[RoleId] {
         &self.roles
     }
 
@@ -97,7 +99,7 @@ fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     v
 }
 
-fn common(a: &[u64], b: &[u64]) -> Vec<u64> {
+fn common<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
     a.iter()
         .copied()
         .filter(|x| b.binary_search(x).is_ok())
@@ -109,14 +111,21 @@ fn common(a: &[u64], b: &[u64]) -> Vec<u64> {
 mod tests {
     use super::*;
 
+    fn users(ids: impl IntoIterator<Item = u64>) -> Vec<UserId> {
+        ids.into_iter().map(UserId).collect()
+    }
+    fn roles(ids: impl IntoIterator<Item = u64>) -> Vec<RoleId> {
+        ids.into_iter().map(RoleId).collect()
+    }
+
     #[test]
     fn allows_by_user_or_role() {
-        let a = Approvers::new([3, 1, 3], [20], ["ops".to_owned()]);
-        assert_eq!(a.users(), &[1, 3]);
-        assert!(a.allows(1, &[]));
-        assert!(a.allows(99, &[5, 20]));
-        assert!(!a.allows(99, &[5]));
-        assert!(!Approvers::default().allows(1, &[20]));
+        let a = Approvers::new(users([3, 1, 3]), roles([20]), ["ops".to_owned()]);
+        assert_eq!(a.users(), &users([1, 3]));
+        assert!(a.allows(UserId(1), &roles([])));
+        assert!(a.allows(UserId(99), &roles([5, 20])));
+        assert!(!a.allows(UserId(99), &roles([5])));
+        assert!(!Approvers::default().allows(UserId(1), &roles([20])));
         assert!(Approvers::default().is_empty());
         assert_eq!(a.to_string(), "ops");
         assert_eq!(Approvers::default().to_string(), "nobody");
@@ -124,19 +133,19 @@ mod tests {
 
     #[test]
     fn quorum_reachability() {
-        let users = Approvers::new([1, 2], [], []);
-        assert!(users.can_reach(2));
-        assert!(!users.can_reach(3));
-        assert!(!users.can_reach(0));
-        assert!(Approvers::new([], [7], []).can_reach(50));
+        let two = Approvers::new(users([1, 2]), roles([]), []);
+        assert!(two.can_reach(2));
+        assert!(!two.can_reach(3));
+        assert!(!two.can_reach(0));
+        assert!(Approvers::new(users([]), roles([7]), []).can_reach(50));
     }
 
     #[test]
     fn intersection_is_per_kind() {
-        let a = Approvers::new([1, 2], [10], ["a".to_owned()]);
-        let b = Approvers::new([2, 3], [11], ["b".to_owned()]);
+        let a = Approvers::new(users([1, 2]), roles([10]), ["a".to_owned()]);
+        let b = Approvers::new(users([2, 3]), roles([11]), ["b".to_owned()]);
         let both = a.intersection(&b);
-        assert_eq!(both.users(), &[2]);
+        assert_eq!(both.users(), &users([2]));
         assert!(both.roles().is_empty());
         assert_eq!(both.groups(), &["a".to_owned(), "b".to_owned()]);
     }

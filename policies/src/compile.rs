@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::time::Duration;
 
-use keygate_proto::duration;
+use keygate_proto::{RoleId, UserId, duration};
 use toml::Spanned;
 
 use crate::approvers::Approvers;
@@ -90,8 +90,8 @@ pub(crate) fn compile(source: &str, origin: &str) -> Result<Policy, Vec<PolicyEr
 
 /// An `[approvers.NAME]` group as read.
 struct Group {
-    users: Vec<u64>,
-    roles: Vec<u64>,
+    users: Vec<UserId>,
+    roles: Vec<RoleId>,
     key_span: Range<usize>,
     /// Some id was refused, so the group is not known in full.
     incomplete: bool,
@@ -223,8 +223,14 @@ impl Checker<'_> {
                 ids
             };
             let g = group.get_ref();
-            let users = ids(g.users.as_ref(), "users", "user");
-            let roles = ids(g.roles.as_ref(), "roles", "role");
+            let users: Vec<UserId> = ids(g.users.as_ref(), "users", "user")
+                .into_iter()
+                .map(UserId)
+                .collect();
+            let roles: Vec<RoleId> = ids(g.roles.as_ref(), "roles", "role")
+                .into_iter()
+                .map(RoleId)
+                .collect();
             let listed = |l: &Option<Spanned<Vec<Spanned<String>>>>| {
                 l.as_ref().is_some_and(|l| !l.get_ref().is_empty())
             };

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use keygate_policies::{Action, Decision, Policy, PolicyError, WarningKind};
-use keygate_proto::{AgentName, SecretName};
+use keygate_proto::{AgentName, RoleId, SecretName, UserId};
 
 const MIN: u64 = 60;
 
@@ -418,11 +418,11 @@ fn approvers_by_user_and_by_role() {
         panic!("{e:?}")
     };
     assert_eq!(approvers.groups(), ["ops"]);
-    assert!(approvers.allows(111_111_111_111_111_111, &[]));
-    assert!(approvers.allows(111_111_111_111_111_112, &[]));
-    assert!(approvers.allows(999, &[1, 222_222_222_222_222_222]));
-    assert!(!approvers.allows(999, &[1, 2]));
-    assert!(!approvers.allows(333_333_333_333_333_333, &[]));
+    assert!(approvers.allows(UserId(111_111_111_111_111_111), &[]));
+    assert!(approvers.allows(UserId(111_111_111_111_111_112), &[]));
+    assert!(approvers.allows(UserId(999), &[RoleId(1), RoleId(222_222_222_222_222_222)]));
+    assert!(!approvers.allows(UserId(999), &[RoleId(1), RoleId(2)]));
+    assert!(!approvers.allows(UserId(333_333_333_333_333_333), &[]));
     assert!(!approvers.is_empty());
 }
 
@@ -513,9 +513,12 @@ fn several_secrets_share_the_tightest_terms() {
     };
     assert_eq!(*quorum, 1);
     // Users in every asking rule's set, roles in every asking rule's set.
-    assert_eq!(approvers.users(), [111_111_111_111_111_111]);
-    assert_eq!(approvers.roles(), [222_222_222_222_222_222]);
-    assert!(!approvers.allows(111_111_111_111_111_112, &[555_555_555_555_555_555]));
+    assert_eq!(approvers.users(), [UserId(111_111_111_111_111_111)]);
+    assert_eq!(approvers.roles(), [RoleId(222_222_222_222_222_222)]);
+    assert!(!approvers.allows(
+        UserId(111_111_111_111_111_112),
+        &[RoleId(555_555_555_555_555_555)]
+    ));
     // ttl: min(10m from github, 15m from kv); timeout min(2m, 4m); reuse: both true.
     assert_eq!(
         (e.ttl, e.ttl_was_cut, e.request_timeout, e.reuse),

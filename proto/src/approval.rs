@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::api::{GrantView, RequestView};
-use crate::{GrantId, RequestId};
+use crate::{GrantId, RequestId, RoleId, UserId};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -44,14 +44,15 @@ pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// A person deciding through a channel: a Discord user and the roles they hold in the
-/// configured guild.
+/// A person deciding through a channel: an account and the roles it holds there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approver {
-    pub id: u64,
+    /// The channel they decide through (`discord`): the channel names itself.
+    pub channel: &'static str,
+    pub id: UserId,
     /// Their (unique) user name, for people to read.
     pub name: String,
-    pub roles: Vec<u64>,
+    pub roles: Vec<RoleId>,
 }
 
 impl Approver {
@@ -59,6 +60,43 @@ impl Approver {
     /// with similar names apart.
     pub fn label(&self) -> String {
         format!("@{} ({})", self.name, self.id)
+    }
+}
+
+/// Who takes a decision: the operator (from the terminal, through the operator token), or
+/// a person on a named channel, checked against the request's approvers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decider {
+    Operator,
+    Person(Approver),
+}
+
+impl Decider {
+    /// Who this decision counts as, for a quorum.
+    pub fn id(&self) -> DeciderId {
+        match self {
+            Self::Operator => DeciderId::Operator,
+            Self::Person(a) => DeciderId::User {
+                channel: a.channel,
+                id: a.id,
+            },
+        }
+    }
+
+    /// How people read the decider's name.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Operator => "operator".into(),
+            Self::Person(a) => a.label(),
+        }
+    }
+
+    /// Where the decision came from: `terminal` or the person's channel.
+    pub fn via(&self) -> &'static str {
+        match self {
+            Self::Operator => "terminal",
+            Self::Person(a) => a.channel,
+        }
     }
 }
 
@@ -72,7 +110,7 @@ pub enum DeciderId {
     Operator,
     User {
         channel: &'static str,
-        id: u64,
+        id: UserId,
     },
 }
 

@@ -15,6 +15,6 @@ pub mod net;
 pub mod paths;
 pub mod secret;
 
-pub use ids::{GrantId, IdError, RequestId};
+pub use ids::{GrantId, IdError, RequestId, RoleId, UserId};
 pub use names::{AgentName, NameError, SecretName};
 pub use secret::SecretValue;

@@ -14,6 +14,7 @@
 //! [`open`] picks the backend (see [`Choice`]) and says why.
 
 mod auto;
+mod cached;
 mod disk;
 mod file;
 mod index;
@@ -31,6 +32,7 @@ use keygate_proto::{SecretName, SecretValue};
 use secrecy::SecretString;
 
 pub use self::auto::probe_keychain;
+pub use self::cached::{CachedStore, CallError};
 pub use self::file::{FileStore, KdfParams, KdfParamsError};
 pub use self::keyring::KeyringStore;
 pub use self::memory::MemoryStore;

@@ -13,9 +13,9 @@ use super::Reply;
 use crate::api::body::{json, query_duration, reply};
 use crate::api::error::ApiError;
 use crate::api::{Ctx, auth};
-use crate::audit::Actor;
 use crate::gate::{Outcome, Verdict};
 use crate::identity::Caller;
+use keygate_proto::approval::Decider;
 
 /// The longest single long-poll; clients poll again to wait longer.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -52,13 +52,6 @@ pub fn cancel(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
     Ok(reply(StatusCode::OK, &view))
 }
 
-fn operator() -> Actor {
-    Actor {
-        who: "operator".into(),
-        via: "terminal",
-    }
-}
-
 /// `POST /v1/requests/{id}/approve` (operator).
 pub async fn approve(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> Reply {
     auth::operator(caller)?;
@@ -71,7 +64,7 @@ pub async fn approve(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> 
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let outcome = gate
-        .decide(&id, Verdict::Approve { ttl }, operator(), None)
+        .decide(&id, Verdict::Approve { ttl }, &Decider::Operator)
         .await?;
     let (Outcome::Progress(view) | Outcome::Decided(view)) = outcome;
     Ok(reply(StatusCode::OK, &view))
@@ -88,8 +81,7 @@ pub async fn deny(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> Rep
             Verdict::Deny {
                 reason: body.reason,
             },
-            operator(),
-            None,
+            &Decider::Operator,
         )
         .await?;
     let (Outcome::Progress(view) | Outcome::Decided(view)) = outcome;

@@ -5,6 +5,11 @@
 //!
 //! The hot path is [`Grants::find`]: a read lock on a small per-agent index, then a cache
 //! lookup. No disk, no await while a lock is held.
+//!
+//! `Grants` alone owns the cache, its per-agent index, and [`watch`]ing: every way a grant
+//! starts or ends goes through here, so watchers always hear of it.
+
+pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,9 +22,12 @@ use keygate_proto::duration::rfc3339;
 use keygate_proto::{GrantId, RequestId, SecretName};
 use moka::notification::RemovalCause;
 
+use keygate_proto::api::{GrantStatus, GrantWatch};
+use tokio::sync::mpsc;
+
+use self::watch::{Watch, WatchError};
 use crate::identity::Agent;
 use crate::requests::Request;
-use tokio::sync::mpsc;
 
 /// A live grant. Values are never copied into it: they are read from the store at release.
 #[derive(Debug)]
@@ -198,6 +206,7 @@ pub struct Ended {
 pub struct Grants {
     cache: moka::future::Cache<GrantId, Arc<Grant>>,
     by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>>,
+    watch: Arc<Watch>,
 }
 
 impl std::fmt::Debug for Grants {
@@ -214,19 +223,31 @@ impl Grants {
         let (tx, rx) = mpsc::unbounded_channel();
         let by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>> = Arc::default();
         let index = Arc::clone(&by_agent);
+        let watch = Arc::new(Watch::default());
+        let watching = Arc::clone(&watch);
         let cache = moka::future::Cache::builder()
             .expire_after(GrantExpiry)
             .eviction_listener(move |_id, grant: Arc<Grant>, cause| {
                 unindex(&index, &grant);
                 if cause == RemovalCause::Expired {
+                    watching.ended(&grant.id, GrantStatus::Expired);
                     let _ = tx.send(Ended { grant });
                 }
             })
             .build();
-        (Self { cache, by_agent }, rx)
+        (
+            Self {
+                cache,
+                by_agent,
+                watch,
+            },
+            rx,
+        )
     }
 
+    /// Makes a grant live and known to watchers.
     pub async fn insert(&self, grant: Arc<Grant>) {
+        self.watch.issued(&grant);
         self.by_agent
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -277,9 +298,31 @@ impl Grants {
         self.cache.get(id).await
     }
 
-    /// Removes a grant (revocation); the caller audits it.
-    pub async fn remove(&self, id: &GrantId) -> Option<Arc<Grant>> {
-        self.cache.remove(id).await
+    /// Ends a grant before its time (revocation); the caller closes and audits it.
+    pub async fn revoke(&self, id: &GrantId) -> Option<Arc<Grant>> {
+        let gone = self.cache.remove(id).await;
+        if gone.is_some() {
+            self.watch.ended(id, GrantStatus::Revoked);
+        }
+        gone
+    }
+
+    /// A secret's value changed: watchers of grants that cover it hear of it.
+    pub fn secret_changed(&self, name: SecretName) {
+        self.watch.secret_changed(name);
+    }
+
+    /// Waits on a grant for `keygate exec` (see [`Watch::wait`]); `agent` is `None` for
+    /// the operator.
+    pub async fn watch(
+        &self,
+        id: &GrantId,
+        agent: Option<&Agent>,
+        since: u64,
+        wait: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<GrantWatch, WatchError> {
+        self.watch.wait(id, agent, since, wait, stop).await
     }
 
     /// Live grants, soonest to end first.
@@ -298,6 +341,11 @@ impl Grants {
     /// Lets moka notice expiries; the daemon calls it on a short interval.
     pub async fn tick(&self) {
         self.cache.run_pending_tasks().await;
+    }
+
+    /// Forgets grants that ended over an hour ago.
+    pub fn purge(&self) {
+        self.watch.purge();
     }
 }
 

@@ -1,0 +1,100 @@
+//! Step 5, the operator's side: secrets, agents, the store's lock, and status. Each change
+//! is audited before it is made, except what reduces access (removing an agent), which
+//! never waits on the audit log.
+
+use keygate_proto::{AgentName, SecretName, SecretValue};
+
+use super::{Gate, GateError, Selector, actor};
+use crate::audit::Event;
+use crate::identity::Caller;
+use crate::store::SecretMeta;
+
+impl Gate {
+    pub async fn set_secret(
+        &self,
+        name: SecretName,
+        value: SecretValue,
+    ) -> Result<SecretMeta, GateError> {
+        let size = value.len();
+        self.audit.record(&Event::SecretSet { name: &name, size })?;
+        let meta = self.store.set(name.clone(), value).await?;
+        self.grants.secret_changed(name);
+        Ok(meta)
+    }
+
+    pub async fn remove_secret(&self, name: SecretName) -> Result<bool, GateError> {
+        self.audit.record(&Event::SecretRemoved { name: &name })?;
+        let removed = self.store.remove(name.clone()).await?;
+        self.grants.secret_changed(name);
+        Ok(removed)
+    }
+
+    pub async fn list_secrets(&self) -> Result<Vec<SecretMeta>, GateError> {
+        Ok(self.store.list().await?)
+    }
+
+    pub async fn lock_store(&self) -> Result<(), GateError> {
+        self.audit.record(&Event::StoreLocked)?;
+        Ok(self.store.lock().await?)
+    }
+
+    pub async fn unlock_store(&self, passphrase: secrecy::SecretString) -> Result<(), GateError> {
+        self.store.unlock(passphrase).await?;
+        self.audit.record(&Event::StoreUnlocked)?;
+        Ok(())
+    }
+
+    pub fn add_agent(&self, name: &AgentName) -> Result<secrecy::SecretString, GateError> {
+        self.audit.record(&Event::AgentAdded { name })?;
+        Ok(self.identities.add(name)?)
+    }
+
+    /// Removes an agent: its token stops working, its pending requests are cancelled and
+    /// its grants revoked. None of it waits on the audit log (it reduces access).
+    pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
+        let gone = self.identities.remove(name)?;
+        self.audit.record_reducing(&Event::AgentRemoved { name });
+        for id in self.requests.pending_ids_of(&gone) {
+            self.cancel_for_removal(&id);
+        }
+        self.revoke(
+            &Selector::Registration(gone),
+            &actor("operator", "terminal"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The daemon's state as `caller` may see it: an agent sees its own requests and
+    /// grants, and nothing daemon-wide.
+    pub fn status(&self, caller: &Caller, discord: String) -> keygate_proto::api::Status {
+        let operator = matches!(caller, Caller::Operator);
+        let pending_requests = match caller {
+            Caller::Operator => self.requests.pending(),
+            Caller::Agent(a) => self.requests.pending_of(a),
+        };
+        keygate_proto::api::Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            store_backend: operator.then(|| self.store.backend().to_string()),
+            store_locked: operator.then(|| self.store.is_locked()),
+            pending_requests,
+            live_grants: self.list_grants(caller).len(),
+            agents: operator.then(|| self.identities.list().len()),
+            discord,
+            approval_channels: self
+                .channels()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect(),
+            policy_rules: operator.then(|| self.policy().rules().len()),
+        }
+    }
+
+    pub fn channel_states(&self) -> Vec<(&'static str, String)> {
+        self.channels()
+            .iter()
+            .map(|c| (c.name(), c.state()))
+            .collect()
+    }
+}

@@ -1,0 +1,230 @@
+//! Step 2: a pending request is settled — approved or denied by a decider (a person on a
+//! channel, or the operator), expired by its clock, cancelled by its agent. Every change
+//! goes through [`Gate::transition`]: under the request's own decision lock, planned
+//! from the request as it stands, audited (synced, outside the table's lock, so
+//! decisions on different requests share fsyncs), then applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_proto::RequestId;
+use keygate_proto::api::RequestView;
+use keygate_proto::approval::{Change, Decider};
+
+use super::{Gate, GateError, MAX_REASON, Outcome, Verdict, actor, cut, visible_to};
+use crate::audit::{Actor, Event};
+use crate::grants::Grant;
+use crate::identity::Caller;
+use crate::requests::{Refusal, Request, Transition};
+
+/// How a transition's audit line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// It must be on disk before the change is made; if it cannot be, nothing changes.
+    Strict,
+    /// The change reduces access and goes ahead; a line the disk refuses is held.
+    Reducing,
+}
+
+/// Cancels a request when its agent's long-poll is dropped unfinished.
+struct HangUp<'a> {
+    gate: &'a Gate,
+    id: &'a RequestId,
+    /// `None` once the wait ended normally.
+    caller: Option<&'a Caller>,
+}
+
+impl Drop for HangUp<'_> {
+    fn drop(&mut self) {
+        if let Some(caller) = self.caller.take()
+            && self.gate.cancel(self.id, caller).is_ok()
+        {
+            tracing::info!(request = %self.id, "the agent hung up: request cancelled");
+        }
+    }
+}
+
+impl Gate {
+    /// The one way a request in the table changes: plan, audit, apply.
+    fn transition(
+        &self,
+        id: &RequestId,
+        record: Record,
+        plan: impl FnOnce(&Request) -> Result<Transition, GateError>,
+    ) -> Result<(RequestView, Option<Arc<Grant>>), GateError> {
+        let lock = self
+            .requests
+            .decision_lock(id)
+            .ok_or(GateError::NotFound("request"))?;
+        let _deciding = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let request = self
+            .requests
+            .get(id)
+            .ok_or(GateError::NotFound("request"))?;
+        let mut t = plan(&request)?;
+        match record {
+            Record::Strict => self.audit.record(&t.event())?,
+            Record::Reducing => self.audit.record_reducing(&t.event()),
+        }
+        let grant = t.grant.take();
+        let view = self
+            .requests
+            .apply(t)
+            .ok_or(GateError::NotFound("request"))?;
+        Ok((view, grant))
+    }
+
+    /// Tells waiters and channels that a request changed.
+    fn changed(&self, id: &RequestId, view: RequestView) {
+        self.requests.wake(id);
+        self.notify(&Change::Request(Box::new(view)));
+    }
+
+    /// A decision, from the terminal (the operator, who may decide anything) or from a
+    /// person on a channel (checked against the request's approvers). Distinct approvers
+    /// are distinct accounts: a quorum counts ids, never names.
+    pub async fn decide(
+        &self,
+        id: &RequestId,
+        verdict: Verdict,
+        decider: &Decider,
+    ) -> Result<Outcome, GateError> {
+        let by = Actor {
+            who: decider.label(),
+            via: decider.via(),
+        };
+        let result = self.transition(id, Record::Strict, |r| {
+            if r.status().is_final() {
+                return Err(Refusal::AlreadyDecided(r.status()).into());
+            }
+            if let Decider::Person(p) = decider
+                && !r.approvers.allows(p.id, &p.roles)
+            {
+                return Err(Refusal::NotAnApprover.into());
+            }
+            Ok(match &verdict {
+                Verdict::Deny { reason } => {
+                    let reason = reason
+                        .as_deref()
+                        .map_or_else(|| format!("denied by {}", by.who), |m| cut(m, MAX_REASON));
+                    r.deny(by.clone(), reason)?
+                }
+                Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
+            })
+        });
+        let (view, grant) = match result {
+            Ok(done) => done,
+            Err(GateError::Forbidden(why)) => {
+                self.audit.record_or_log(&Event::Refused {
+                    who: &by,
+                    what: "decide",
+                    why: &why,
+                });
+                return Err(GateError::Forbidden(why));
+            }
+            Err(e) => return Err(e),
+        };
+        // The grant is live before the waiting agent wakes and asks for the value.
+        if let Some(grant) = grant {
+            self.issue(grant).await;
+        }
+        let pending = view.status == keygate_proto::api::RequestStatus::Pending;
+        self.changed(id, view.clone());
+        Ok(if pending {
+            Outcome::Progress(view)
+        } else {
+            Outcome::Decided(view)
+        })
+    }
+
+    /// The agent (or the operator) gives up on a pending request.
+    pub fn cancel(&self, id: &RequestId, caller: &Caller) -> Result<RequestView, GateError> {
+        let by = match caller {
+            Caller::Operator => actor("operator", "terminal"),
+            Caller::Agent(a) => actor(a.name.as_str(), "agent"),
+        };
+        let (view, _) = self.transition(id, Record::Strict, |r| {
+            if !visible_to(r, caller) {
+                return Err(GateError::NotFound("request"));
+            }
+            Ok(r.cancel(by, "cancelled by the requester")?)
+        })?;
+        self.changed(id, view.clone());
+        Ok(view)
+    }
+
+    /// A removed agent's pending request ends with it.
+    pub(super) fn cancel_for_removal(&self, id: &RequestId) {
+        let by = actor("operator", "terminal");
+        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| {
+            Ok(r.cancel(by, "cancelled: the agent was removed")?)
+        }) {
+            self.changed(id, view);
+        }
+    }
+
+    /// A request's timeout passed with no decision.
+    pub(super) fn expire(&self, id: &RequestId) {
+        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| Ok(r.expire()?)) {
+            self.changed(id, view);
+        }
+    }
+
+    /// No approval channel could show the request: nobody can decide it, so it is denied.
+    pub(super) fn refuse_unseen(&self, id: &RequestId) {
+        let by = actor("daemon", "daemon");
+        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| {
+            Ok(r.deny(by, "no approval channel could show it".into())?)
+        }) {
+            self.changed(id, view);
+        }
+    }
+
+    /// The request, after waiting up to `wait` for it to leave `pending`.
+    pub async fn wait(
+        &self,
+        id: &RequestId,
+        caller: &Caller,
+        wait: Duration,
+    ) -> Result<RequestView, GateError> {
+        let Some((request, mut rx)) = self.requests.watch(id) else {
+            return Err(GateError::NotFound("request"));
+        };
+        // An agent cannot tell another agent's request from a missing one.
+        if !visible_to(&request, caller) {
+            return Err(GateError::NotFound("request"));
+        }
+        if request.status().is_final() || wait.is_zero() {
+            return Ok(request.view());
+        }
+        let mut stop = self.shutting_down.subscribe();
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        // If the agent hangs up mid-wait (hyper drops this future when its connection
+        // closes), it has given up: the request is cancelled rather than left for an
+        // approver to grant to nobody.
+        let mut hang_up = HangUp {
+            gate: self,
+            id,
+            caller: matches!(caller, Caller::Agent(_)).then_some(caller),
+        };
+        loop {
+            tokio::select! {
+                () = &mut deadline => break,
+                changed = rx.changed() => {
+                    if changed.is_err() || rx.borrow_and_update().is_final() {
+                        break;
+                    }
+                }
+                _ = stop.changed() => {
+                    hang_up.caller = None;
+                    return Err(GateError::ShuttingDown);
+                }
+            }
+        }
+        hang_up.caller = None;
+        self.request_view(id).ok_or(GateError::NotFound("request"))
+    }
+}

@@ -1,0 +1,111 @@
+//! Step 4: grants go live, are listed, and end — revoked by a person or the operator, or
+//! on their own when their TTL runs out (noticed by maintenance, which also forgets what
+//! is old).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_proto::GrantId;
+use keygate_proto::api::GrantView;
+use keygate_proto::approval::Change;
+use tokio::sync::mpsc;
+
+use super::{Gate, GateError, Selector, actor};
+use crate::audit::{Actor, Event};
+use crate::grants::{Ended, Grant};
+use crate::identity::Caller;
+
+impl Gate {
+    /// Makes a grant live (and known to watchers).
+    pub(super) async fn issue(&self, grant: Arc<Grant>) {
+        let agent = grant.agent.clone();
+        let id = grant.id.clone();
+        self.grants.insert(grant).await;
+        // Checked after the insert: an agent removed meanwhile either sees this grant in
+        // its revocation or is seen gone here. Its grants never outlive it.
+        if !self.identities.is_current(&agent) {
+            let _ = self
+                .revoke(&Selector::Grant(id), &actor("daemon", "daemon"))
+                .await;
+        }
+    }
+
+    pub fn list_grants(&self, caller: &Caller) -> Vec<GrantView> {
+        self.grants
+            .list()
+            .iter()
+            .filter(|g| match caller {
+                Caller::Operator => true,
+                Caller::Agent(a) => &g.agent == a,
+            })
+            .map(|g| g.view())
+            .collect()
+    }
+
+    /// Revokes grants; each is closed (its reads in flight finished), audited and gone
+    /// before this returns.
+    pub async fn revoke(&self, selector: &Selector, by: &Actor) -> Result<Vec<GrantId>, GateError> {
+        let live = || self.grants.list().into_iter();
+        let chosen: Vec<Arc<Grant>> = match selector {
+            Selector::Grant(id) => match self.grants.get(id).await {
+                Some(g) => vec![g],
+                None => return Err(GateError::NotFound("live grant")),
+            },
+            Selector::Agent(a) => live().filter(|g| &g.agent.name == a).collect(),
+            Selector::Registration(a) => live().filter(|g| &g.agent == a).collect(),
+            Selector::Secret(s) => live().filter(|g| g.secrets.contains(s)).collect(),
+            Selector::All => live().collect(),
+        };
+        let mut revoked = Vec::new();
+        for g in chosen {
+            // No read starts after this, and those in flight have finished: the count
+            // below is final, and once this returns nothing is released under the grant.
+            g.close().await;
+            // Revocation reduces access: a full or failing disk must not stop it.
+            self.audit.record_reducing(&Event::GrantEnded {
+                grant: &g.id,
+                agent: &g.agent.name,
+                cause: "revoked",
+                reads: g.reads(),
+                by: Some(by),
+            });
+            if self.grants.revoke(&g.id).await.is_some() {
+                self.notify(&Change::GrantEnded {
+                    grant: g.view(),
+                    cause: "revoked".into(),
+                });
+                revoked.push(g.id.clone());
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Runs until shutdown: notices expiries promptly, records grants that ended, and
+    /// forgets old requests and grants.
+    pub async fn run_maintenance(self: Arc<Self>, mut ended: mpsc::UnboundedReceiver<Ended>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut purge = tokio::time::interval(Duration::from_secs(60));
+        let mut stop = self.shutting_down.subscribe();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.grants.tick().await,
+                _ = purge.tick() => {
+                    self.auth_failures.flush(&self.audit, false);
+                    self.requests.purge();
+                    self.grants.purge();
+                }
+                Some(Ended { grant }) = ended.recv() => {
+                    self.audit.record_or_log(&Event::GrantEnded {
+                        grant: &grant.id,
+                        agent: &grant.agent.name,
+                        cause: "expired",
+                        reads: grant.reads(),
+                        by: None,
+                    });
+                    self.notify(&Change::GrantEnded { grant: grant.view(), cause: "expired".into() });
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    }
+}
