@@ -18,7 +18,7 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use keygate_proto::{AgentName, GrantId, RequestId, SecretName, api::AuditVerify};
@@ -190,11 +190,28 @@ struct Head {
     lost: u64,
 }
 
+/// How far the file is known to be on disk.
+#[derive(Debug)]
+struct Synced {
+    /// The log's file, for fsync (the same open file as the head's).
+    file: File,
+    /// The last line known to be on disk.
+    through: u64,
+}
+
 /// The append-only, hash-chained log.
+///
+/// Lines are appended under one lock and synced under another (group commit): a writer
+/// whose line was appended while another writer's fsync ran finds it on disk when that
+/// fsync ends, or runs the next one for everyone waiting. Each line is still on disk
+/// before its writer returns, but a burst of decisions shares fsyncs.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     head: Mutex<Head>,
+    synced: Mutex<Synced>,
+    /// The last line appended (it may not be on disk yet).
+    written: AtomicU64,
     /// The last write failed: nothing may be released until a write succeeds again.
     failing: AtomicBool,
 }
@@ -241,8 +258,14 @@ impl AuditLog {
             .open(path)
             .map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
+        let synced = Synced {
+            file: file.try_clone().map_err(io)?,
+            through: seq,
+        };
         Ok(Self {
             path: path.to_path_buf(),
+            synced: Mutex::new(synced),
+            written: AtomicU64::new(seq),
             head: Mutex::new(Head {
                 file,
                 seq,
@@ -290,7 +313,37 @@ impl AuditLog {
         if !self.failing.load(Ordering::Acquire) {
             return Ok(());
         }
-        blocking(|| self.recover(&mut self.lock()))
+        blocking(|| {
+            let seq = {
+                let mut head = self.lock();
+                self.recover(&mut head)?;
+                head.seq
+            };
+            self.sync_through(seq)
+        })
+    }
+
+    /// Returns once line `seq` (and every line before it) is on disk: at once if another
+    /// writer's fsync already covered it, else after one fsync that covers every line
+    /// appended so far.
+    fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
+        let mut synced = self
+            .synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if synced.through >= seq {
+            return Ok(());
+        }
+        let target = self.written.load(Ordering::Acquire);
+        if let Err(e) = synced.file.sync_data() {
+            self.failing.store(true, Ordering::Release);
+            return Err(AuditError::Io {
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        synced.through = target;
+        Ok(())
     }
 
     /// After a failure: writes the held lines, then one `audit_resumed` line.
@@ -318,6 +371,13 @@ impl AuditLog {
     }
 
     fn write(&self, event: &Event<'_>, hold: bool) -> Result<(), AuditError> {
+        let seq = self.append_event(event, hold)?;
+        self.sync_through(seq)
+    }
+
+    /// Appends the held lines and then `event`; returns the event's line number. A line
+    /// that cannot be appended is held when `hold`.
+    fn append_event(&self, event: &Event<'_>, hold: bool) -> Result<u64, AuditError> {
         let mut head = self.lock();
         let ts = keygate_proto::duration::rfc3339(SystemTime::now());
         let result = self
@@ -338,7 +398,7 @@ impl AuditLog {
             }
             return Err(e);
         }
-        Ok(())
+        Ok(head.seq)
     }
 
     /// Writes the held lines, oldest first.
@@ -352,8 +412,9 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Appends one line and syncs it. On failure the file is cut back to its last whole
-    /// line, so a torn write (a full disk) never breaks the chain.
+    /// Appends one line (not synced: see [`AuditLog::sync_through`]). On failure the file
+    /// is cut back to its last whole line, so a torn write (a full disk) never breaks the
+    /// chain.
     fn append<E: Serialize>(&self, head: &mut Head, ts: &str, event: &E) -> Result<(), AuditError> {
         let line = Line {
             seq: head.seq + 1,
@@ -371,11 +432,7 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        let written = head
-            .file
-            .write_all(text.as_bytes())
-            .and_then(|()| head.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = head.file.write_all(text.as_bytes()) {
             self.failing.store(true, Ordering::Release);
             if let Err(cut) = head.file.set_len(head.len) {
                 tracing::error!("audit log: cannot cut a torn line back: {cut}");
@@ -385,6 +442,7 @@ impl AuditLog {
         head.seq += 1;
         head.hash = hash;
         head.len += text.len() as u64;
+        self.written.store(head.seq, Ordering::Release);
         Ok(())
     }
 
@@ -539,4 +597,51 @@ pub fn verify_file(path: &Path, head: Option<&str>) -> Result<AuditVerify, Audit
         broken_at: None,
         problem: None,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_share_syncs_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        log.record(&Event::StoreLocked).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let v = log.verify().unwrap();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.lines, 800);
+        assert_eq!(log.synced.lock().unwrap().through, 800);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_back_to_the_last_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.record(&Event::StoreLocked).unwrap();
+        drop(log);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"seq\":2,\"ts\"");
+        std::fs::write(&path, &text).unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        log.record(&Event::StoreUnlocked).unwrap();
+        let v = log.verify().unwrap();
+        assert!(v.ok, "{v:?}");
+        assert_eq!(v.lines, 2);
+    }
 }
