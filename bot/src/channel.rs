@@ -19,7 +19,7 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker};
 
 use crate::config::{BotConfig, UrlError, UrlKind, rest_proxy};
-use crate::render::{self, GrantEnd, Rendered};
+use crate::render::{self, Rendered};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -281,12 +281,7 @@ impl Discord {
                 else {
                     return;
                 };
-                let end = if cause == "revoked" {
-                    GrantEnd::Revoked
-                } else {
-                    GrantEnd::Expired
-                };
-                self.edit_later(p.message, render::request(&p.view, Some(&end)));
+                self.edit_later(p.message, render::request(&p.view, Some(cause)));
             }
         }
     }

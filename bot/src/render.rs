@@ -22,12 +22,7 @@ const GREEN: u32 = 0x002E_CC71;
 const RED: u32 = 0x00E7_4C3C;
 const GREY: u32 = 0x0095_A5A6;
 
-/// A grant's end, once it has ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GrantEnd {
-    Expired,
-    Revoked,
-}
+pub use keygate_proto::approval::GrantEnd;
 
 /// A message's embeds and components.
 #[derive(Debug, Clone)]

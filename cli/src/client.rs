@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use keygate_proto::api::ErrorBody;
+use keygate_proto::api::{ErrorBody, ErrorCode};
 use keygate_proto::paths::Paths;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,11 +24,11 @@ use zeroize::Zeroizing;
 
 use crate::failure::{Exit, Failure, Outcome};
 
-/// A failed call: the daemon's error code (`no_grant`, ...) and HTTP status (0 when the
-/// daemon did not answer) beside the failure.
+/// A failed call: the daemon's error code (`None` when the daemon did not answer) and HTTP
+/// status (0 then) beside the failure.
 #[derive(Debug)]
 pub struct CallError {
-    pub code: String,
+    pub code: Option<ErrorCode>,
     pub status: u16,
     pub failure: Failure,
 }
@@ -209,7 +209,7 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> Result<T, CallError> {
         let plain = |exit, message: String| CallError {
-            code: String::new(),
+            code: None,
             status: 0,
             failure: Failure::new(exit, message),
         };
@@ -262,7 +262,7 @@ impl Client {
                     .map_err(|e| unreachable(&e))?;
                 // Who listens there is known before any byte (token, value) is written.
                 check_peer(&stream, socket, &self.daemon_uids).map_err(|failure| CallError {
-                    code: String::new(),
+                    code: None,
                     status: 0,
                     failure,
                 })?;
@@ -348,12 +348,12 @@ impl Client {
             });
         }
         let err: ErrorBody = serde_json::from_slice(&body).unwrap_or(ErrorBody {
-            error: "unknown".into(),
+            error: ErrorCode::Unknown,
             message: format!("keygated answered {status}"),
         });
         let exit = match status {
             StatusCode::UNAUTHORIZED => Exit::Auth,
-            StatusCode::FORBIDDEN if err.error != "no_grant" => Exit::Auth,
+            StatusCode::FORBIDDEN if err.error != ErrorCode::NoGrant => Exit::Auth,
             _ => Exit::Error,
         };
         let mut message = err.message;
@@ -364,7 +364,7 @@ impl Client {
             message = format!("{message}; retry in {}s", after.as_secs());
         }
         Err(CallError {
-            code: err.error,
+            code: Some(err.error),
             status: status.as_u16(),
             failure: Failure::new(exit, message),
         })

@@ -9,8 +9,72 @@ use crate::{AgentName, GrantId, RequestId, SecretName, SecretValue};
 /// Every error: `{"error": "<code>", "message": "<one line>"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
-    pub error: String,
+    pub error: ErrorCode,
     pub message: String,
+}
+
+/// What went wrong, as programs match on it (`docs/api.md` lists when each is sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NoGrant,
+    WrongPassphrase,
+    NotFound,
+    Timeout,
+    AlreadyDecided,
+    Exists,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    AuditFailed,
+    StoreError,
+    IdentityError,
+    Internal,
+    ChannelFailed,
+    Busy,
+    StoreLocked,
+    ShuttingDown,
+    /// A code this client does not know (from a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::NoGrant => "no_grant",
+            Self::WrongPassphrase => "wrong_passphrase",
+            Self::NotFound => "not_found",
+            Self::Timeout => "timeout",
+            Self::AlreadyDecided => "already_decided",
+            Self::Exists => "exists",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::AuditFailed => "audit_failed",
+            Self::StoreError => "store_error",
+            Self::IdentityError => "identity_error",
+            Self::Internal => "internal",
+            Self::ChannelFailed => "channel_failed",
+            Self::Busy => "busy",
+            Self::StoreLocked => "store_locked",
+            Self::ShuttingDown => "shutting_down",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `POST /v1/requests`: an agent asks for secrets.

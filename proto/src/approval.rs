@@ -18,8 +18,27 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Change {
     /// A request changed: an approval towards a quorum, a decision, an expiry, a cancel.
     Request(Box<RequestView>),
-    /// A grant ended: `cause` is `expired` or `revoked`.
-    GrantEnded { grant: GrantView, cause: String },
+    /// A grant ended.
+    GrantEnded { grant: GrantView, cause: GrantEnd },
+}
+
+/// How a grant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantEnd {
+    /// Its TTL ran out.
+    Expired,
+    /// Someone ended it early.
+    Revoked,
+}
+
+impl GrantEnd {
+    /// As the audit log writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
 }
 
 /// Why a channel could not post a request.

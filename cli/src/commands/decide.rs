@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use hyper::Method;
 use keygate_proto::RequestId;
-use keygate_proto::api::{ApproveBody, DenyBody, RequestView};
+use keygate_proto::api::{ApproveBody, DenyBody, ErrorCode, RequestView};
 
 use crate::client::Client;
 use crate::failure::{Failure, Outcome};
 use crate::output::relative;
 
 fn already(e: crate::client::CallError) -> Failure {
-    if e.code == "already_decided" {
+    if e.code == Some(ErrorCode::AlreadyDecided) {
         Failure::error(e.failure.message)
     } else {
         e.into()

@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use keygate_proto::api::{FileRequest, Release, RequestStatus, RequestView};
+use keygate_proto::api::{ErrorCode, FileRequest, Release, RequestStatus, RequestView};
 use keygate_proto::{RequestId, SecretName};
 
 use crate::args::GetArgs;
@@ -49,7 +49,7 @@ pub async fn try_release(client: &Client, secret: &SecretName) -> Outcome<Option
     let path = format!("/v1/secrets/{}", encode_name(secret.as_str()));
     match client.get::<Release>(&path).await {
         Ok(r) => Ok(Some(r)),
-        Err(e) if e.code == "no_grant" => Ok(None),
+        Err(e) if e.code == Some(ErrorCode::NoGrant) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

@@ -25,7 +25,7 @@ pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
         .map_err(|_| {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "timeout",
+                keygate_proto::api::ErrorCode::Timeout,
                 format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
             )
         })?;
@@ -34,7 +34,7 @@ pub async fn json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
             if e.is::<http_body_util::LengthLimitError>() {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    keygate_proto::api::ErrorCode::PayloadTooLarge,
                     format!("the body is larger than {} KiB", MAX_BODY / 1024),
                 )
             } else {
@@ -122,7 +122,7 @@ pub fn reply<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
         Err(e) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            keygate_proto::api::ErrorCode::Internal,
             format!("cannot encode the answer: {e}"),
         )
         .into_response(),

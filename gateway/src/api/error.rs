@@ -5,20 +5,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode, header};
-use keygate_proto::api::ErrorBody;
+use keygate_proto::api::{ErrorBody, ErrorCode};
 
 use crate::gate::GateError;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         let message: String = message.into();
         // One line, always.
         let message = message.replace(['\n', '\r'], " ");
@@ -31,24 +31,28 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            message,
+        )
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = serde_json::to_vec(&ErrorBody {
-            error: self.code.into(),
+            error: self.code,
             message: self.message,
         })
         .unwrap_or_default();
@@ -69,36 +73,40 @@ impl From<GateError> for ApiError {
         use crate::store::StoreError;
         let message = e.to_string();
         let (status, code) = match &e {
-            GateError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            GateError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            GateError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            GateError::AlreadyDecided(_) => (StatusCode::CONFLICT, "already_decided"),
-            GateError::NoGrant => (StatusCode::FORBIDDEN, "no_grant"),
+            GateError::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            GateError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            GateError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            GateError::AlreadyDecided(_) => (StatusCode::CONFLICT, ErrorCode::AlreadyDecided),
+            GateError::NoGrant => (StatusCode::FORBIDDEN, ErrorCode::NoGrant),
             GateError::RateLimited(_, after) => {
-                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                let mut err = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    message,
+                );
                 err.retry_after = Some(*after);
                 return err;
             }
-            GateError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            GateError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
             GateError::Store(StoreError::Locked) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "store_locked")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreLocked)
             }
             GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
-                (StatusCode::FORBIDDEN, "wrong_passphrase")
+                (StatusCode::FORBIDDEN, ErrorCode::WrongPassphrase)
             }
             GateError::Store(_) | GateError::StoreTask(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "store_error")
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError)
             }
-            GateError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "audit_failed"),
-            GateError::Channel(_) => (StatusCode::BAD_GATEWAY, "channel_failed"),
+            GateError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::AuditFailed),
+            GateError::Channel(_) => (StatusCode::BAD_GATEWAY, ErrorCode::ChannelFailed),
             GateError::Identity(crate::identity::IdentityError::Exists(_)) => {
-                (StatusCode::CONFLICT, "exists")
+                (StatusCode::CONFLICT, ErrorCode::Exists)
             }
             GateError::Identity(crate::identity::IdentityError::Unknown(_)) => {
-                (StatusCode::NOT_FOUND, "not_found")
+                (StatusCode::NOT_FOUND, ErrorCode::NotFound)
             }
-            GateError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "identity_error"),
-            GateError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            GateError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IdentityError),
+            GateError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown),
         };
         if status.is_server_error() {
             tracing::error!("{message}");

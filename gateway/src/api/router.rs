@@ -73,7 +73,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::GET, ["status"]) => Ok(status::get(&gate, &caller)),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            keygate_proto::api::ErrorCode::NotFound,
             format!("no route {} {path}", parts.method),
         )),
     }

@@ -381,7 +381,7 @@ fn reserve_may_serve(gate: &Ctx, req: &Request<Incoming>) -> bool {
 fn busy_answer() -> Response<Full<Bytes>> {
     let mut r = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "busy",
+        keygate_proto::api::ErrorCode::Busy,
         "every connection slot is taken; the last few are kept for the operator",
     )
     .into_response();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use keygate_proto::GrantId;
 use keygate_proto::api::GrantView;
-use keygate_proto::approval::Change;
+use keygate_proto::approval::{Change, GrantEnd};
 use tokio::sync::mpsc;
 
 use super::{Gate, GateError, Selector, actor};
@@ -65,14 +65,14 @@ impl Gate {
             self.audit.record_reducing(&Event::GrantEnded {
                 grant: &g.id,
                 agent: &g.agent.name,
-                cause: "revoked",
+                cause: GrantEnd::Revoked.as_str(),
                 reads: g.reads(),
                 by: Some(by),
             });
             if self.grants.revoke(&g.id).await.is_some() {
                 self.notify(&Change::GrantEnded {
                     grant: g.view(),
-                    cause: "revoked".into(),
+                    cause: GrantEnd::Revoked,
                 });
                 revoked.push(g.id.clone());
             }
@@ -98,11 +98,11 @@ impl Gate {
                     self.audit.record_or_log(&Event::GrantEnded {
                         grant: &grant.id,
                         agent: &grant.agent.name,
-                        cause: "expired",
+                        cause: GrantEnd::Expired.as_str(),
                         reads: grant.reads(),
                         by: None,
                     });
-                    self.notify(&Change::GrantEnded { grant: grant.view(), cause: "expired".into() });
+                    self.notify(&Change::GrantEnded { grant: grant.view(), cause: GrantEnd::Expired });
                 }
                 _ = stop.changed() => break,
             }

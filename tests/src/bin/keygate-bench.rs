@@ -329,6 +329,137 @@ fn baseline_server(socket: PathBuf, body: Bytes) {
     });
 }
 
+/// `keygate-bench --serve-baseline PORT BODY_FILE`: the baseline for wrk, in a process of
+/// its own as keygated is, with the same runtime (two workers): a minimal hyper server on
+/// loopback TCP answering the fixed body.
+async fn serve_baseline_tcp(port: u16, body: Bytes) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind baseline");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_req| {
+                let body = body.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(body))
+                            .expect("response"),
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `wrk -t1 -c32` against one URL; its requests per second.
+fn wrk(url: &str, token: &str, secs: u64) -> f64 {
+    let out = std::process::Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{secs}s"), "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(url)
+        .output()
+        .expect("run wrk (Debian's `wrk` package)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("Non-2xx"),
+        "wrk saw errors against {url}: {text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec from wrk: {text}"))
+}
+
+/// The grant hit measured from outside: wrk over a loopback TCP listener (plain HTTP, as
+/// a TLS-terminating proxy in front of keygated would speak) against the baseline
+/// process, alternating, three rounds each.
+fn wrk_grant_hit(secs: u64) {
+    if std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        println!("\n## 1b. Grant hit from outside: skipped (no `wrk`: apt-get install wrk)");
+        return;
+    }
+    let port = free_port();
+    let listen = format!("http://127.0.0.1:{port}");
+    let d = Daemon::start_with(
+        keygate_tests::POLICY,
+        &[("RUST_LOG", "warn"), ("KEYGATE_SERVER_LISTEN", &listen)],
+    );
+    d.secret("github/token", SECRET);
+    let token = d.agent("ci-bench");
+    approve_grant(&d, &token, "github/token");
+    let path = "/v1/secrets/github%2Ftoken";
+    let (_, sample) = d.http("GET", path, &token, b"");
+    let body_file = d.root().join("baseline-body");
+    std::fs::write(&body_file, &sample).expect("body");
+    let base_port = free_port();
+    let mut base = std::process::Command::new(std::env::current_exe().expect("self"))
+        .arg("--serve-baseline")
+        .arg(base_port.to_string())
+        .arg(&body_file)
+        .spawn()
+        .expect("start the baseline");
+    poll(Duration::from_secs(5), "the baseline port", || {
+        std::net::TcpStream::connect(("127.0.0.1", base_port))
+            .ok()
+            .map(|_| ())
+    });
+    let (mut b, mut k) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        b.push(wrk(
+            &format!("http://127.0.0.1:{base_port}{path}"),
+            &token,
+            secs,
+        ));
+        k.push(wrk(&format!("http://127.0.0.1:{port}{path}"), &token, secs));
+    }
+    let _ = base.kill();
+    let _ = base.wait();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "\n## 1b. Grant hit from outside: `wrk -t1 -c32` over loopback TCP ({} byte body)",
+        sample.len()
+    );
+    println!("| server | requests/s (3 rounds, alternating) | mean |");
+    println!("|---|---|---|");
+    let rounds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    println!(
+        "| baseline hyper (own process) | {} | {:.0} |",
+        rounds(&b),
+        mean(&b)
+    );
+    println!("| keygated | {} | {:.0} |", rounds(&k), mean(&k));
+    println!(
+        "ratio keygated / baseline: **{:.2}×** (target ≥ 0.90×)",
+        mean(&k) / mean(&b)
+    );
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
@@ -343,6 +474,17 @@ fn approve_grant(d: &Daemon, token: &str, secret: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-baseline") {
+        let port = args.get(i + 1).and_then(|p| p.parse().ok()).expect("PORT");
+        let body = std::fs::read(args.get(i + 2).expect("BODY_FILE")).expect("body");
+        serve_baseline_tcp(port, Bytes::from(body)).await;
+        return;
+    }
+    if args.iter().any(|a| a == "--wrk-only") {
+        wrk_grant_hit(arg("--seconds", 5));
+        return;
+    }
     let conns = arg("--connections", 32);
     let secs = arg("--seconds", 5);
     let waiting = arg("--waiting", 10_000);
@@ -444,6 +586,8 @@ async fn main() {
         "ratio keygated / baseline: **{:.2}×** (target ≥ 0.80×)",
         ours.rps() / base.rps()
     );
+
+    wrk_grant_hit(secs);
 
     // ----- 2. the CLI -----------------------------------------------------------------
     let mut times = Vec::new();

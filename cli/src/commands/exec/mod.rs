@@ -18,7 +18,7 @@ use std::time::Duration;
 use hyper::Method;
 use keygate_proto::SecretName;
 use keygate_proto::api::{
-    COMMAND_HEADER, FileRequest, GrantRef, Release, RequestView, command_hash,
+    COMMAND_HEADER, ErrorCode, FileRequest, GrantRef, Release, RequestView, command_hash,
 };
 use signal_hook::consts::{SIGKILL, SIGTERM, SIGWINCH};
 use tokio::sync::mpsc;
@@ -233,7 +233,7 @@ async fn release(client: &Client, secret: &SecretName, hash: &str) -> Outcome<Op
         .await
     {
         Ok(r) => Ok(Some(r)),
-        Err(e) if e.code == "no_grant" => Ok(None),
+        Err(e) if e.code == Some(ErrorCode::NoGrant) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

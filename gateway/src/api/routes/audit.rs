@@ -13,7 +13,7 @@ use crate::identity::Caller;
 fn failed(e: &crate::audit::AuditError) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "audit_failed",
+        keygate_proto::api::ErrorCode::AuditFailed,
         e.to_string(),
     )
 }
