@@ -144,6 +144,11 @@ impl Activity {
     }
 
     /// Resolves once the connection has been idle for `idle`, or was evicted.
+    ///
+    /// Requests do not wake it: the timer fires at the deadline the connection had when
+    /// it was set, and the deadline is read again then (a request since moves it on).
+    /// So a busy connection costs no timer or wake-up per request; only eviction wakes
+    /// it early.
     async fn expired(&self, idle: Duration) {
         loop {
             let deadline = {
@@ -151,17 +156,19 @@ impl Activity {
                 if s.evicted {
                     return;
                 }
-                (s.busy == 0).then(|| s.idle_since + idle)
-            };
-            match deadline {
-                None => self.wake.notified().await,
-                Some(at) if Instant::now() >= at => return,
-                Some(at) => {
-                    tokio::select! {
-                        () = self.wake.notified() => {}
-                        () = tokio::time::sleep_until(at.into()) => {}
-                    }
+                if s.busy == 0 {
+                    s.idle_since + idle
+                } else {
+                    // In flight now: look again after a whole idle period at the latest.
+                    Instant::now() + idle
                 }
+            };
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
     }
@@ -174,7 +181,6 @@ struct Busy(Arc<Activity>);
 impl Busy {
     fn begin(activity: &Arc<Activity>) -> Self {
         activity.lock().busy += 1;
-        activity.wake.notify_one();
         Self(Arc::clone(activity))
     }
 }
@@ -186,8 +192,6 @@ impl Drop for Busy {
         if s.busy == 0 {
             s.idle_since = Instant::now();
         }
-        drop(s);
-        self.0.wake.notify_one();
     }
 }
 
@@ -323,7 +327,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout)
+        // The connection's own idle clock (`Activity`) already cuts a client that is slow
+        // with its headers; hyper's timer would cost a timer entry per request on top.
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
