@@ -6,8 +6,8 @@
 //! Read it in the order a request travels: [`channel`] posts it (rendered by [`render`],
 //! text made inert by [`escape`], buttons named by [`buttons`]); [`connection`] holds the
 //! gateway shard that brings presses back; [`interactions`] decides them; [`commands`]
-//! handles `/keygate grants` and `/keygate revoke`. [`sim`] is a Discord stand-in for
-//! tests, the demo, and offline use.
+//! handles `/keygate grants` and `/keygate revoke`. The Discord stand-in that tests and
+//! `keygated demo` point it at is a crate of its own, `keygate-discord-sim` (`bot/sim/`).
 
 pub mod buttons;
 pub mod channel;
@@ -17,7 +17,6 @@ pub mod connection;
 pub mod escape;
 pub mod interactions;
 pub mod render;
-pub mod sim;
 
 pub use channel::Discord;
 

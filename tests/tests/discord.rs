@@ -4,7 +4,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use keygate_bot::sim::{CommandSpec, GuildMode, PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_discord_sim::{CommandSpec, GuildMode, PressSpec, SimConfig, SimMessage, Simulator};
 use keygate_tests::{Daemon, finish, poll};
 
 const OPS: u64 = 111_111_111_111_111_111;

@@ -174,7 +174,7 @@ fn plaintext_discord_urls_off_loopback_are_refused_at_start() {
 mod discord {
     use std::time::Duration;
 
-    use keygate_bot::sim::{PressSpec, SimConfig, SimMessage, Simulator};
+    use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
     use keygate_tests::{Daemon, POLICY, finish, poll};
 
     const OPS: u64 = 111_111_111_111_111_111;

@@ -737,7 +737,7 @@ async fn main() {
 /// simulator.
 #[allow(clippy::many_single_char_names)]
 async fn approval_round_trip(n: u64) {
-    use keygate_bot::sim::{PressSpec, SimConfig, Simulator};
+    use keygate_discord_sim::{PressSpec, SimConfig, Simulator};
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");

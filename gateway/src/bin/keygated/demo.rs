@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use keygate_bot::sim::{PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
 use keygate_gateway::config::{Config, DiscordConfig};
 use keygate_gateway::identity::Caller;
 use keygate_proto::api::FileRequest;

@@ -2,7 +2,7 @@
 //! testing agents with no Discord account. It speaks Discord's real gateway and REST
 //! protocols; a small HTTP control API presses buttons. See docs/discord-simulator.md.
 
-use keygate_bot::sim::{SimConfig, Simulator};
+use keygate_discord_sim::{SimConfig, Simulator};
 
 pub async fn run(
     gateway_port: Option<u16>,

@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use super::{Reply, Req, snowflake};
-use crate::sim::messages::{MessageBody, SimMessage, channel_flags};
-use crate::sim::payloads::{self, ApiError};
+use crate::messages::{MessageBody, SimMessage, channel_flags};
+use crate::payloads::{self, ApiError};
 
 /// The channel in the path, which must be the configured one.
 fn channel_of(r: &Req<'_>, seg: &str) -> Result<u64, ApiError> {

@@ -6,7 +6,7 @@
 
 mod sim_support;
 
-use keygate_bot::sim::{CommandSpec, GuildMode, PressSpec, SimConfig, SimError};
+use keygate_discord_sim::{CommandSpec, GuildMode, PressSpec, SimConfig, SimError};
 use serde_json::Value;
 use sim_support::{Bot, WAIT, client, start};
 use twilight_model::application::command::{Command, CommandType};

@@ -5,6 +5,9 @@
 //! testing agents offline drive it through its HTTP control API (see
 //! `docs/discord-simulator.md`).
 //!
+//! A crate of its own because it is a Discord *server* and `keygate-bot` a client: the
+//! bot links none of this server stack, and the simulator needs nothing from keygate.
+//!
 //! Layout: `state` holds what it remembers; `gateway` speaks the websocket protocol;
 //! `rest` serves Discord's routes; `interactions` turns presses and commands into
 //! INTERACTION_CREATE; `messages` applies Discord's message rules; `payloads` builds

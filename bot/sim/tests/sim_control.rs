@@ -7,7 +7,7 @@ mod sim_support;
 
 use std::sync::Arc;
 
-use keygate_bot::sim::{SimConfig, Simulator};
+use keygate_discord_sim::{SimConfig, Simulator};
 use serde_json::{Value, json};
 use sim_support::{Bot, WAIT, client, start};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

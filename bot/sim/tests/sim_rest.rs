@@ -8,7 +8,7 @@ mod sim_support;
 
 use std::time::Duration;
 
-use keygate_bot::sim::{CommandSpec, PressSpec, SimConfig, Simulator};
+use keygate_discord_sim::{CommandSpec, PressSpec, SimConfig, Simulator};
 use sim_support::{Bot, WAIT, client, discord_code, start};
 use twilight_http::Client;
 use twilight_model::channel::message::component::{ActionRow, Button, ButtonStyle, Component};

@@ -2,7 +2,7 @@
 //! address, and the one text channel the simulator has.
 
 use super::{Reply, Req, snowflake};
-use crate::sim::payloads::{self, ApiError};
+use crate::payloads::{self, ApiError};
 
 /// `GET /users/@me`: how a bot checks its token at start.
 pub(super) fn current_user(r: &Req<'_>) -> Reply {

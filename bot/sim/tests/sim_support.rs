@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use keygate_bot::sim::{SimConfig, Simulator};
+use keygate_discord_sim::{SimConfig, Simulator};
 use tokio::sync::mpsc;
 use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{

@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::{Reply, Req, snowflake};
-use crate::sim::messages::id_of;
-use crate::sim::payloads::{self, ApiError};
+use crate::messages::id_of;
+use crate::payloads::{self, ApiError};
 
 /// The application and (for guild commands) guild in the path, which must be ours.
 fn scope(r: &Req<'_>, app: &str, guild: Option<&str>) -> Result<Option<u64>, ApiError> {

@@ -8,7 +8,7 @@ mod sim_support;
 
 use std::time::Duration;
 
-use keygate_bot::sim::{PressSpec, SimConfig};
+use keygate_discord_sim::{PressSpec, SimConfig};
 use sim_support::{Bot, WAIT, client, discord_code, start};
 use twilight_gateway::Event;
 use twilight_model::application::interaction::InteractionData;

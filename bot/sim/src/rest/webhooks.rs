@@ -10,10 +10,10 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::{Reply, Req, snowflake};
-use crate::sim::Callback;
-use crate::sim::messages::{EPHEMERAL, LOADING, MessageBody, SimMessage, reply_flags};
-use crate::sim::payloads::{self, ApiError};
-use crate::sim::state::{InteractionRecord, State};
+use crate::Callback;
+use crate::messages::{EPHEMERAL, LOADING, MessageBody, SimMessage, reply_flags};
+use crate::payloads::{self, ApiError};
+use crate::state::{InteractionRecord, State};
 
 /// A reply or follow-up message for interaction `rec`.
 fn reply_message(
