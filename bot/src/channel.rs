@@ -10,6 +10,7 @@ use std::time::Duration;
 use keygate_proto::RequestId;
 use keygate_proto::api::{RequestStatus, RequestView};
 use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError, Gatekeeper};
+use keygate_proto::net::{UrlError, UrlKind};
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
 use twilight_http::Client;
@@ -18,7 +19,7 @@ use twilight_model::channel::message::AllowedMentions;
 use twilight_model::id::Id;
 use twilight_model::id::marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker};
 
-use crate::config::{BotConfig, UrlError, UrlKind, rest_proxy};
+use crate::config::{BotConfig, rest_proxy};
 use crate::render::{self, Rendered};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum BotError {
     BadChannel,
     #[error("cannot register the /keygate commands: {0}")]
     Commands(String),
-    #[error("KEYGATE_DISCORD_{}: {source}", if *kind == UrlKind::Api { "API_URL" } else { "GATEWAY_URL" })]
+    #[error("KEYGATE_DISCORD_{}: {source}", if *kind == UrlKind::Http { "API_URL" } else { "GATEWAY_URL" })]
     Url { kind: UrlKind, source: UrlError },
 }
 
