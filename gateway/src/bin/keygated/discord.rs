@@ -6,11 +6,10 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use keygate_bot::channel::DiscordChannel;
 use keygate_bot::{BotConfig, Discord};
 use keygate_gateway::config::DiscordConfig;
 use keygate_gateway::gate::Gate;
-use keygate_proto::approval::Gatekeeper;
+use keygate_proto::approval::{ApprovalChannel, Gatekeeper};
 
 /// The bot's configuration, from the daemon's (already checked) `[discord]` section.
 fn bot_config(d: &DiscordConfig) -> BotConfig {
@@ -30,6 +29,6 @@ pub async fn connect(config: &DiscordConfig, gate: &Arc<Gate>) -> anyhow::Result
     let discord = Discord::connect(bot_config(config), keeper)
         .await
         .context("Discord")?;
-    gate.add_channel(Arc::new(DiscordChannel(Arc::clone(&discord))));
+    gate.add_channel(Arc::clone(&discord) as Arc<dyn ApprovalChannel>);
     Ok(discord)
 }
