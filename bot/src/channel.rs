@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_proto::api::RequestView;
-use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError, Gatekeeper};
+use keygate_proto::approval::{
+    ApprovalChannel, BoxFuture, Change, ChannelError, ChannelState, Gatekeeper,
+};
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
 use twilight_model::id::Id;
@@ -24,7 +26,7 @@ pub struct Discord {
     client: Arc<Client>,
     messages: Arc<Messages>,
     /// How the gateway connection stands; the connection loop holds the sender.
-    state: watch::Receiver<String>,
+    state: watch::Receiver<ChannelState>,
     stop: watch::Sender<bool>,
 }
 
@@ -51,7 +53,7 @@ impl Discord {
                 .map_err(|e| BotError::Commands(e.to_string()))?;
         }
         let messages = Arc::new(Messages::default());
-        let (state_tx, state) = watch::channel("connecting".to_owned());
+        let (state_tx, state) = watch::channel(ChannelState::Connecting);
         let (stop, stop_rx) = watch::channel(false);
         crate::connection::spawn(
             Handler {
@@ -80,7 +82,7 @@ impl Discord {
     /// Waits until the gateway connection is up (for the demo and tests).
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let mut rx = self.state.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|s| s == "connected"))
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == ChannelState::Connected))
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -144,7 +146,7 @@ impl ApprovalChannel for Discord {
         }
     }
 
-    fn state(&self) -> String {
+    fn state(&self) -> ChannelState {
         self.state.borrow().clone()
     }
 }

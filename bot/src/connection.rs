@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_proto::approval::ChannelState;
 use tokio::sync::watch;
 use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
@@ -25,7 +26,7 @@ pub(crate) fn spawn(
     handler: Handler,
     token: String,
     gateway_url: Option<&str>,
-    state: watch::Sender<String>,
+    state: watch::Sender<ChannelState>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut config = ConfigBuilder::new(token, Intents::empty());
@@ -55,9 +56,9 @@ pub(crate) fn spawn(
             };
             match item {
                 None => {
-                    state.send_replace(
-                        "stopped: the gateway refused the bot (check the token)".into(),
-                    );
+                    state.send_replace(ChannelState::Stopped(
+                        "the gateway refused the bot (check the token)".into(),
+                    ));
                     tracing::error!("Discord: the gateway connection ended for good");
                     break;
                 }
@@ -65,11 +66,11 @@ pub(crate) fn spawn(
                 Some(Ok(event)) => match event {
                     Event::Ready(_) | Event::Resumed => {
                         tracing::info!("Discord: connected");
-                        state.send_replace("connected".into());
+                        state.send_replace(ChannelState::Connected);
                     }
                     Event::GatewayClose(_) | Event::GatewayReconnect => {
                         tracing::warn!("Discord: connection lost; reconnecting");
-                        state.send_replace("reconnecting".into());
+                        state.send_replace(ChannelState::Reconnecting);
                     }
                     Event::InteractionCreate(interaction) => {
                         let handler = Arc::clone(&handler);

@@ -2,6 +2,7 @@
 //! is audited before it is made, except what reduces access (removing an agent), which
 //! never waits on the audit log.
 
+use keygate_proto::approval::ChannelState;
 use keygate_proto::{AgentName, SecretName, SecretValue};
 
 use super::{Gate, GateError, Selector, actor};
@@ -91,7 +92,7 @@ impl Gate {
         }
     }
 
-    pub fn channel_states(&self) -> Vec<(&'static str, String)> {
+    pub fn channel_states(&self) -> Vec<(&'static str, ChannelState)> {
         self.channels()
             .iter()
             .map(|c| (c.name(), c.state()))

@@ -14,6 +14,9 @@ pub fn get(
         .channel_states()
         .into_iter()
         .find(|(name, _)| *name == "discord")
-        .map_or_else(|| "not configured".to_owned(), |(_, state)| state);
+        .map_or_else(
+            || "not configured".to_owned(),
+            |(_, state)| state.to_string(),
+        );
     reply(StatusCode::OK, &gate.status(caller, discord))
 }
