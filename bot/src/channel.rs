@@ -3,110 +3,40 @@
 //! changes. REST failures and rate limits are retried with backoff; a request whose
 //! message cannot be posted fails closed.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_proto::RequestId;
-use keygate_proto::api::{RequestStatus, RequestView};
-use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError, Gatekeeper};
+use keygate_proto::api::RequestView;
+use keygate_proto::approval::{
+    ApprovalChannel, BoxFuture, Change, ChannelError, ChannelState, Gatekeeper,
+};
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
-use twilight_http::Client;
-use twilight_http::error::ErrorType;
-use twilight_model::channel::message::AllowedMentions;
 use twilight_model::id::Id;
-use twilight_model::id::marker::{ApplicationMarker, ChannelMarker, GuildMarker, MessageMarker};
+use twilight_model::id::marker::MessageMarker;
 
-use crate::config::{BotConfig, UrlError, UrlKind, rest_proxy};
+use crate::client::{BotError, Client, no_mentions, with_retry};
+use crate::config::BotConfig;
+use crate::interactions::Handler;
+use crate::messages::Messages;
 use crate::render::{self, Rendered};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BotError {
-    #[error("Discord refused the bot token (401): check KEYGATE_DISCORD_TOKEN")]
-    BadToken,
-    #[error("KEYGATE_DISCORD_API_URL must be an http:// or https:// URL")]
-    BadApiUrl,
-    #[error("cannot reach Discord: {0}")]
-    Unreachable(String),
-    #[error("the Discord channel id must be a snowflake, not 0: check KEYGATE_DISCORD_CHANNEL_ID")]
-    BadChannel,
-    #[error("cannot register the /keygate commands: {0}")]
-    Commands(String),
-    #[error("KEYGATE_DISCORD_{}: {source}", if *kind == UrlKind::Api { "API_URL" } else { "GATEWAY_URL" })]
-    Url { kind: UrlKind, source: UrlError },
-}
-
-/// A request's message and what it last showed.
-#[derive(Debug, Clone)]
-struct Posted {
-    message: Id<MessageMarker>,
-    view: RequestView,
-}
 
 /// The Discord approval channel.
 pub struct Discord {
-    pub(crate) http: Client,
-    pub(crate) app_id: Id<ApplicationMarker>,
-    pub(crate) channel: Id<ChannelMarker>,
-    pub(crate) guild: Option<Id<GuildMarker>>,
-    posted: Mutex<HashMap<RequestId, Posted>>,
-    /// Requests whose message an interaction is updating right now: their change
-    /// notifications need no separate edit.
-    in_flight: Mutex<HashSet<RequestId>>,
-    pub(crate) state: watch::Sender<String>,
+    client: Arc<Client>,
+    messages: Arc<Messages>,
+    /// How the gateway connection stands; the connection loop holds the sender.
+    state: watch::Receiver<ChannelState>,
     stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Discord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Discord")
-            .field("channel", &self.channel)
-            .field("guild", &self.guild)
+            .field("channel", &self.client.channel)
+            .field("guild", &self.client.guild)
             .finish_non_exhaustive()
     }
-}
-
-fn status_of(e: &twilight_http::Error) -> Option<u16> {
-    match e.kind() {
-        ErrorType::Response { status, .. } => Some(status.get()),
-        _ => None,
-    }
-}
-
-/// Worth another try: network trouble, rate limits, Discord's own errors.
-fn transient(e: &twilight_http::Error) -> bool {
-    status_of(e).is_none_or(|s| s == 429 || s >= 500)
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or four tries have failed.
-pub(crate) async fn with_retry<T, F, Fut>(
-    what: &str,
-    mut attempt: F,
-) -> Result<T, twilight_http::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, twilight_http::Error>>,
-{
-    let mut delay = Duration::from_millis(250);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tries < 4 && transient(&e) => {
-                tracing::warn!("Discord: {what} failed ({e}); retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// No mentions, ever: a reason cannot ping anyone.
-pub(crate) fn no_mentions() -> AllowedMentions {
-    AllowedMentions::default()
 }
 
 impl Discord {
@@ -116,76 +46,32 @@ impl Discord {
         config: BotConfig,
         gatekeeper: Arc<dyn Gatekeeper>,
     ) -> Result<Arc<Self>, BotError> {
-        // Nothing goes to a URL that would carry the token in clear off this machine.
-        config
-            .check_urls()
-            .map_err(|(kind, source)| BotError::Url { kind, source })?;
-        // Ids come from configuration: refuse 0 (twilight's `Id::new` would panic on it).
-        let channel = Id::new_checked(config.channel_id).ok_or(BotError::BadChannel)?;
-        let guild = config.guild_id.and_then(Id::new_checked);
-        // twilight's TLS needs a process-wide crypto provider; installing twice is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let token = config.token.expose_secret().to_owned();
-        let mut builder = Client::builder()
-            .token(token.clone())
-            .default_allowed_mentions(no_mentions())
-            .timeout(Duration::from_secs(10));
-        if let Some(url) = &config.api_url {
-            let is_discord = url.trim_end_matches('/') == "https://discord.com";
-            if !is_discord {
-                let (proxy, http) = rest_proxy(url).ok_or(BotError::BadApiUrl)?;
-                builder = builder.proxy(proxy, http);
-            }
-        }
-        let http = builder.build();
-        let me = with_retry("checking the token", || async { http.current_user().await })
-            .await
-            .map_err(|e| {
-                if status_of(&e) == Some(401) {
-                    BotError::BadToken
-                } else {
-                    BotError::Unreachable(e.to_string())
-                }
-            })?;
-        let me = me
-            .model()
-            .await
-            .map_err(|e| BotError::Unreachable(e.to_string()))?;
-        let app = with_retry("reading the application", || async {
-            http.current_user_application().await
-        })
-        .await
-        .map_err(|e| BotError::Unreachable(e.to_string()))?
-        .model()
-        .await
-        .map_err(|e| BotError::Unreachable(e.to_string()))?;
-        tracing::info!("Discord: signed in as {} (application {})", me.name, app.id);
-
-        let (state, _) = watch::channel("connecting".to_owned());
-        let (stop, stop_rx) = watch::channel(false);
-        let discord = Arc::new(Self {
-            http,
-            app_id: app.id,
-            channel,
-            guild,
-            posted: Mutex::default(),
-            in_flight: Mutex::default(),
-            state,
-            stop,
-        });
-        if let Some(guild) = discord.guild {
-            crate::commands::register(&discord, guild)
+        let client = Arc::new(Client::sign_in(&config).await?);
+        if let Some(guild) = client.guild {
+            crate::commands::register(&client, guild)
                 .await
                 .map_err(|e| BotError::Commands(e.to_string()))?;
         }
+        let messages = Arc::new(Messages::default());
+        let (state_tx, state) = watch::channel(ChannelState::Connecting);
+        let (stop, stop_rx) = watch::channel(false);
         crate::connection::spawn(
-            Arc::clone(&discord),
-            gatekeeper,
-            token,
+            Handler {
+                client: Arc::clone(&client),
+                messages: Arc::clone(&messages),
+                gatekeeper,
+            },
+            config.token.expose_secret().to_owned(),
             config.gateway_url.as_deref(),
+            state_tx,
             stop_rx,
         );
-        Ok(discord)
+        Ok(Arc::new(Self {
+            client,
+            messages,
+            state,
+            stop,
+        }))
     }
 
     /// Closes the gateway connection.
@@ -195,45 +81,19 @@ impl Discord {
 
     /// Waits until the gateway connection is up (for the demo and tests).
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        let mut rx = self.state.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|s| s == "connected"))
+        let mut rx = self.state.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == ChannelState::Connected))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    pub(crate) fn begin_update(&self, id: &RequestId) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone());
-    }
-
-    /// An interaction rendered `view` into its message.
-    pub(crate) fn end_update(&self, view: &RequestView) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&view.id);
-        self.remember(view);
-    }
-
-    fn remember(&self, view: &RequestView) {
-        if let Some(p) = self
-            .posted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(&view.id)
-        {
-            p.view = view.clone();
-        }
-    }
-
-    fn edit_later(self: &Arc<Self>, message: Id<MessageMarker>, rendered: Rendered) {
-        let me = Arc::clone(self);
+    /// Edits a message in the background: `notify` must not block.
+    fn edit_later(&self, message: Id<MessageMarker>, rendered: Rendered) {
+        let c = Arc::clone(&self.client);
         tokio::spawn(async move {
             let result = with_retry("editing a request message", || async {
-                me.http
-                    .update_message(me.channel, message)
+                c.http
+                    .update_message(c.channel, message)
                     .embeds(Some(&rendered.embeds))
                     .components(Some(&rendered.components))
                     .await
@@ -244,73 +104,21 @@ impl Discord {
             }
         });
     }
-
-    /// What `notify` does, with the `Arc` it needs to spawn.
-    pub fn apply(self: &Arc<Self>, change: &Change) {
-        match change {
-            Change::Request(view) => {
-                let busy = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .contains(&view.id);
-                let message = {
-                    let mut posted = self
-                        .posted
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let Some(p) = posted.get_mut(&view.id) else {
-                        return;
-                    };
-                    p.view = (**view).clone();
-                    p.message
-                };
-                if !busy {
-                    self.edit_later(message, render::request(view, None));
-                }
-                if view.status.is_final() && view.status != RequestStatus::Approved {
-                    self.forget(&view.id);
-                }
-            }
-            Change::GrantEnded { grant, cause } => {
-                let Some(p) = self
-                    .posted
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(&grant.request)
-                else {
-                    return;
-                };
-                self.edit_later(p.message, render::request(&p.view, Some(cause)));
-            }
-        }
-    }
-
-    fn forget(&self, id: &RequestId) {
-        self.posted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id);
-    }
 }
 
-/// The channel as the gateway core sees it.
-#[derive(Debug, Clone)]
-pub struct DiscordChannel(pub Arc<Discord>);
-
-impl ApprovalChannel for DiscordChannel {
+impl ApprovalChannel for Discord {
     fn name(&self) -> &'static str {
         crate::CHANNEL
     }
 
     fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let d = &self.0;
+            let c = &self.client;
             let rendered = render::request(request, None);
             let mentions = no_mentions();
             let message = with_retry("posting a request", || async {
-                d.http
-                    .create_message(d.channel)
+                c.http
+                    .create_message(c.channel)
                     .embeds(&rendered.embeds)
                     .components(&rendered.components)
                     .allowed_mentions(Some(&mentions))
@@ -327,35 +135,18 @@ impl ApprovalChannel for DiscordChannel {
                 channel: crate::CHANNEL,
                 message: format!("Discord's answer was unreadable: {e}"),
             })?;
-            d.posted
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(
-                    request.id.clone(),
-                    Posted {
-                        message: message.id,
-                        view: request.clone(),
-                    },
-                );
+            self.messages.posted(message.id, request);
             Ok(())
         })
     }
 
     fn notify(&self, change: &Change) {
-        self.0.apply(change);
+        if let Some((message, rendered)) = self.messages.edit_for(change) {
+            self.edit_later(message, rendered);
+        }
     }
 
-    fn state(&self) -> String {
-        self.0.state.borrow().clone()
-    }
-}
-
-impl Discord {
-    /// An interaction ended without a view to remember.
-    pub(crate) fn end_update_missing(&self, id: &RequestId) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(id);
+    fn state(&self) -> ChannelState {
+        self.state.borrow().clone()
     }
 }

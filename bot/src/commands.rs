@@ -13,11 +13,15 @@ use twilight_model::id::Id;
 use twilight_model::id::marker::GuildMarker;
 use twilight_util::builder::command::{CommandBuilder, StringBuilder, SubCommandBuilder};
 
-use crate::channel::{Discord, with_retry};
-use crate::interactions::{ephemeral, person, respond};
+use crate::approver::person;
+use crate::client::{Client, with_retry};
+use crate::reply::{ephemeral, respond};
 
 /// Registers `/keygate` in the guild (a bulk overwrite: idempotent).
-pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twilight_http::Error> {
+pub(crate) async fn register(
+    c: &Client,
+    guild: Id<GuildMarker>,
+) -> Result<(), twilight_http::Error> {
     let command = CommandBuilder::new(
         "keygate",
         "keygate secret approvals",
@@ -34,8 +38,8 @@ pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twiligh
     .build();
     let commands = [command];
     with_retry("registering /keygate", || async {
-        d.http
-            .interaction(d.app_id)
+        c.http
+            .interaction(c.app_id)
             .set_guild_commands(guild, &commands)
             .await
     })
@@ -43,11 +47,11 @@ pub async fn register(d: &Discord, guild: Id<GuildMarker>) -> Result<(), twiligh
     Ok(())
 }
 
-pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, data: &CommandData) {
-    let approver = match person(d, i) {
+pub(crate) async fn handle(c: &Client, gk: &dyn Gatekeeper, i: &Interaction, data: &CommandData) {
+    let approver = match person(c, i) {
         Ok(a) => a,
         Err(why) => {
-            respond(d, i, &ephemeral(&format!("Not allowed: {why}."))).await;
+            respond(c, i, &ephemeral(&format!("Not allowed: {why}."))).await;
             return;
         }
     };
@@ -129,5 +133,5 @@ pub(crate) async fn handle(d: &Discord, gk: &dyn Gatekeeper, i: &Interaction, da
         }
         _ => "Unknown /keygate command.".into(),
     };
-    respond(d, i, &ephemeral(&text)).await;
+    respond(c, i, &ephemeral(&text)).await;
 }

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_proto::approval::Gatekeeper;
+use keygate_proto::approval::ChannelState;
 use tokio::sync::watch;
 use twilight_gateway::queue::InMemoryQueue;
 use twilight_gateway::{
     ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
 };
 
-use crate::channel::Discord;
+use crate::interactions::Handler;
 
 /// A gateway on this machine (a simulator) needs no pause between identifies.
 fn is_loopback(url: &str) -> bool {
@@ -20,11 +20,13 @@ fn is_loopback(url: &str) -> bool {
         .is_some_and(|(_, host)| keygate_proto::net::is_loopback_host(host))
 }
 
+/// Starts the shard's loop: it runs until `stop` changes or the gateway refuses the bot
+/// for good, and says how it stands through `state`.
 pub(crate) fn spawn(
-    discord: Arc<Discord>,
-    gatekeeper: Arc<dyn Gatekeeper>,
+    handler: Handler,
     token: String,
     gateway_url: Option<&str>,
+    state: watch::Sender<ChannelState>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut config = ConfigBuilder::new(token, Intents::empty());
@@ -39,6 +41,7 @@ pub(crate) fn spawn(
     } else {
         config.queue(InMemoryQueue::default()).build()
     };
+    let handler = Arc::new(handler);
     tokio::spawn(async move {
         let mut shard = Shard::with_config(ShardId::ONE, shard_config);
         let wanted = EventTypeFlags::READY
@@ -53,9 +56,9 @@ pub(crate) fn spawn(
             };
             match item {
                 None => {
-                    discord.state.send_replace(
-                        "stopped: the gateway refused the bot (check the token)".into(),
-                    );
+                    state.send_replace(ChannelState::Stopped(
+                        "the gateway refused the bot (check the token)".into(),
+                    ));
                     tracing::error!("Discord: the gateway connection ended for good");
                     break;
                 }
@@ -63,16 +66,15 @@ pub(crate) fn spawn(
                 Some(Ok(event)) => match event {
                     Event::Ready(_) | Event::Resumed => {
                         tracing::info!("Discord: connected");
-                        discord.state.send_replace("connected".into());
+                        state.send_replace(ChannelState::Connected);
                     }
                     Event::GatewayClose(_) | Event::GatewayReconnect => {
                         tracing::warn!("Discord: connection lost; reconnecting");
-                        discord.state.send_replace("reconnecting".into());
+                        state.send_replace(ChannelState::Reconnecting);
                     }
                     Event::InteractionCreate(interaction) => {
-                        let d = Arc::clone(&discord);
-                        let g = Arc::clone(&gatekeeper);
-                        tokio::spawn(crate::interactions::handle(d, g, interaction.0));
+                        let handler = Arc::clone(&handler);
+                        tokio::spawn(async move { handler.handle(interaction.0).await });
                     }
                     _ => {}
                 },

@@ -4,22 +4,48 @@
 //! up to date until the grant ends, and answers `/keygate` slash commands.
 //!
 //! Read it in the order a request travels: [`channel`] posts it (rendered by [`render`],
-//! text made inert by [`escape`], buttons named by [`buttons`]); [`connection`] holds the
-//! gateway shard that brings presses back; [`interactions`] decides them; [`commands`]
-//! handles `/keygate grants` and `/keygate revoke`. The Discord stand-in that tests and
-//! `keygated demo` point it at is a crate of its own, `keygate-discord-sim` (`bot/sim/`).
+//! text made inert by [`escape`], buttons named by [`buttons`]) and remembers the message
+//! (`messages`); `connection` holds the gateway shard that brings presses back;
+//! `interactions` routes each one to `press` or `commands`. The Discord stand-in that
+//! tests and `keygated demo` point it at is a crate of its own, `keygate-discord-sim`
+//! (`bot/sim/`).
+//!
+//! Dependencies between the modules go one way, down this list: each module names only
+//! modules below it.
+//!
+//! ```text
+//! channel       the ApprovalChannel: connect, post, edit  → connection interactions commands messages render client config
+//! connection    the gateway shard and its state           → interactions
+//! interactions  where each interaction goes               → press commands reply messages client
+//! press         button presses                            → approver reply messages render buttons escape client
+//! commands      /keygate grants, /keygate revoke          → approver reply escape client
+//! approver      who is behind an interaction              → client
+//! reply         answering an interaction                  → escape client
+//! messages      which message shows which request         → render
+//! render        how a request looks                       → buttons escape
+//! buttons       what a button's custom id means
+//! escape        people's text made inert
+//! client        the REST client: sign-in, retries         → config
+//! config        what the bot is told
+//! ```
 
+mod approver;
 pub mod buttons;
 pub mod channel;
-pub mod commands;
+mod client;
+mod commands;
 pub mod config;
-pub mod connection;
+mod connection;
 pub mod escape;
-pub mod interactions;
+mod interactions;
+mod messages;
+mod press;
 pub mod render;
+mod reply;
 
 pub use channel::Discord;
+pub use client::BotError;
+pub use config::BotConfig;
 
 /// The name this approval channel goes by: in `posted_to`, in `decided_via`, in status.
 pub const CHANNEL: &str = "discord";
-pub use config::BotConfig;

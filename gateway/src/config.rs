@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::store::Choice;
-use keygate_bot::config::{UrlKind, check_url};
+use keygate_proto::net::{UrlKind, check_url};
 use keygate_proto::paths::Paths;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,9 +104,37 @@ struct FileAudit {
     path: Option<PathBuf>,
 }
 
-/// The Discord side, present only when a bot token is configured: the bot's own
-/// configuration type, so the daemon and the bot cannot disagree on it.
-pub use keygate_bot::BotConfig as DiscordConfig;
+/// `[discord]`, present only when a bot token is configured: what the Discord approval
+/// channel needs, checked here. The daemon's core never reads it; the `keygated` binary
+/// hands it to the bot.
+#[derive(Clone)]
+pub struct DiscordConfig {
+    /// The bot token (`token`, `KEYGATE_DISCORD_TOKEN`); never logged.
+    pub token: SecretString,
+    /// The channel requests are posted to (`channel_id`); presses elsewhere are refused.
+    pub channel_id: u64,
+    /// The guild of that channel (`guild_id`): presses from other guilds are refused, and
+    /// the slash commands are registered there. Any guild when `None`.
+    pub guild_id: Option<u64>,
+    /// Base URL of the REST API (`api_url`): `https://`, or `http://` on loopback (a
+    /// simulator, a local proxy). Discord's own when `None`.
+    pub api_url: Option<String>,
+    /// The gateway websocket URL (`gateway_url`): `wss://`, or `ws://` on loopback.
+    /// Discord's own when `None`.
+    pub gateway_url: Option<String>,
+}
+
+impl std::fmt::Debug for DiscordConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordConfig")
+            .field("token", &"<redacted>")
+            .field("channel_id", &self.channel_id)
+            .field("guild_id", &self.guild_id)
+            .field("api_url", &self.api_url)
+            .field("gateway_url", &self.gateway_url)
+            .finish()
+    }
+}
 
 /// Limits against floods: per agent, and per listener.
 #[derive(Debug, Clone, Copy)]
@@ -256,13 +284,13 @@ impl Config {
                     "KEYGATE_DISCORD_API_URL",
                     "[discord] api_url",
                     file.discord.api_url,
-                    UrlKind::Api,
+                    UrlKind::Http,
                 )?,
                 gateway_url: discord_url(
                     "KEYGATE_DISCORD_GATEWAY_URL",
                     "[discord] gateway_url",
                     file.discord.gateway_url,
-                    UrlKind::Gateway,
+                    UrlKind::WebSocket,
                 )?,
             }),
         };
@@ -355,7 +383,8 @@ fn idle_timeout(file: Option<String>) -> Result<Option<Duration>, ConfigError> {
 }
 
 /// A Discord URL from the environment (which wins) or the file, refused at start-up when
-/// it would send the bot token in clear off this machine.
+/// it would send the bot token in clear off this machine (the rule is
+/// [`keygate_proto::net::check_url`]'s).
 fn discord_url(
     var: &str,
     key: &str,

@@ -358,11 +358,36 @@ pub struct Status {
     pub live_grants: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<usize>,
-    /// `not configured`, `connecting`, `connected`, `disconnected`.
+    /// The state of the channel named `discord` (as in [`Status::channels`]), or `not
+    /// configured`: kept for scripts that read it.
     pub discord: String,
+    /// The names of [`Status::channels`], in the same order.
     pub approval_channels: Vec<String>,
+    /// Every approval channel and how it stands.
+    #[serde(default)]
+    pub channels: Vec<ChannelStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_rules: Option<usize>,
+}
+
+impl Status {
+    /// What the `discord` field says for these channels.
+    pub fn discord_state(channels: &[ChannelStatus]) -> String {
+        channels
+            .iter()
+            .find(|c| c.name == "discord")
+            .map_or_else(|| "not configured".to_owned(), |c| c.state.clone())
+    }
+}
+
+/// One approval channel in [`Status`]: `{"name": "discord", "state": "connected"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    /// `terminal`, `discord`: what `decided_via` names it.
+    pub name: String,
+    /// `ready` (nothing to connect to), `connecting`, `connected`, `reconnecting`, or
+    /// `stopped: <why>` (see [`crate::approval::ChannelState`]).
+    pub state: String,
 }
 
 /// The header `keygate exec` sends with `GET /v1/secrets/{name}`: the SHA-256 of the

@@ -57,9 +57,38 @@ pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>>;
     /// Something changed; update what the approvers see. Must not block.
     fn notify(&self, change: &Change);
-    /// For `keygate status`: `connected`, `disconnected`, ...
-    fn state(&self) -> String {
-        "ready".into()
+    /// How it stands, for `keygate status`. A channel with nothing to connect to is
+    /// always [`ChannelState::Ready`].
+    fn state(&self) -> ChannelState {
+        ChannelState::Ready
+    }
+}
+
+/// How an approval channel stands. Displayed as `keygate status` shows it: `ready`,
+/// `connecting`, `connected`, `reconnecting`, `stopped: <why>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelState {
+    /// Nothing to connect to: it takes requests as long as the daemon runs (the terminal).
+    Ready,
+    /// Signed in, not yet connected.
+    Connecting,
+    /// Connected: people's decisions come through.
+    Connected,
+    /// The connection dropped; it is being resumed.
+    Reconnecting,
+    /// Given up for good, and why, for people.
+    Stopped(String),
+}
+
+impl std::fmt::Display for ChannelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ready => f.write_str("ready"),
+            Self::Connecting => f.write_str("connecting"),
+            Self::Connected => f.write_str("connected"),
+            Self::Reconnecting => f.write_str("reconnecting"),
+            Self::Stopped(why) => write!(f, "stopped: {why}"),
+        }
     }
 }
 
@@ -197,4 +226,25 @@ pub trait Gatekeeper: Send + Sync {
         id: &'a GrantId,
         approver: &'a Approver,
     ) -> BoxFuture<'a, Result<GrantView, Refused>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChannelState;
+
+    #[test]
+    fn channel_states_read_as_status_shows_them() {
+        for (state, text) in [
+            (ChannelState::Ready, "ready"),
+            (ChannelState::Connecting, "connecting"),
+            (ChannelState::Connected, "connected"),
+            (ChannelState::Reconnecting, "reconnecting"),
+            (
+                ChannelState::Stopped("no token".into()),
+                "stopped: no token",
+            ),
+        ] {
+            assert_eq!(state.to_string(), text);
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Where a URL or a listen address points, as far as keygate's security rules care:
 //! loopback or not. One rule for every plain-text exception (an `http://` listener, an
 //! `http://` or `ws://` Discord URL), and it never looks a name up: a name other than
-//! `localhost` is not loopback, whatever DNS would say.
+//! `localhost` is not loopback, whatever DNS would say. [`check_url`] applies it to the
+//! URLs keygate sends a token to; the daemon's configuration checks them when it is read,
+//! and the bot again before it dials.
 
 use std::net::IpAddr;
 
@@ -33,6 +35,59 @@ pub fn url_host(url: &str) -> Option<(String, &str)> {
         return None;
     }
     Some((scheme.to_ascii_lowercase(), host))
+}
+
+/// The two kinds of URL a token is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlKind {
+    /// HTTP (Discord's REST API): `https://`, or `http://` on loopback.
+    Http,
+    /// A websocket (Discord's gateway): `wss://`, or `ws://` on loopback.
+    WebSocket,
+}
+
+/// Why a URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("expected {expected} URL with a host and no user info")]
+    Malformed { expected: &'static str },
+    #[error(
+        "refusing plain {scheme}:// to {host}: the bot token would cross the network in clear and anyone on the path could forge button presses; use {secure}://, or a loopback address (127.0.0.1, ::1, localhost) for a simulator or a local proxy"
+    )]
+    PlainOffLoopback {
+        scheme: &'static str,
+        secure: &'static str,
+        host: String,
+    },
+}
+
+/// Checks a URL before a token is sent to it: TLS to any host, plain text only to
+/// loopback ([`is_loopback_host`], the rule `http://` listeners follow too).
+pub fn check_url(url: &str, kind: UrlKind) -> Result<(), UrlError> {
+    let (plain, secure, expected) = match kind {
+        UrlKind::Http => ("http", "https", "an https:// (or loopback http://)"),
+        UrlKind::WebSocket => ("ws", "wss", "a wss:// (or loopback ws://)"),
+    };
+    let (scheme, host) = url_host(url.trim()).ok_or(UrlError::Malformed { expected })?;
+    if scheme == secure {
+        return Ok(());
+    }
+    if scheme != plain {
+        return Err(UrlError::Malformed { expected });
+    }
+    if is_loopback_host(host) {
+        return Ok(());
+    }
+    Err(UrlError::PlainOffLoopback {
+        scheme: plain,
+        secure,
+        // Printed back to a person: short, and nothing that moves their terminal.
+        host: host
+            .chars()
+            .take(100)
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -84,5 +139,69 @@ mod tests {
         assert_eq!(url_host("http://127.0.0.1@10.1.2.3:80/"), None);
         assert_eq!(url_host("http://:80"), None);
         assert_eq!(url_host("127.0.0.1:80"), None);
+    }
+
+    #[test]
+    fn plain_text_only_to_loopback() {
+        for ok in [
+            "https://discord.com",
+            "https://10.1.2.3:8443",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(check_url(ok, UrlKind::Http), Ok(()), "{ok}");
+        }
+        for ok in [
+            "wss://gateway.discord.gg",
+            "wss://example.invalid",
+            "ws://127.0.0.1:9001",
+            "ws://localhost:9001",
+        ] {
+            assert_eq!(check_url(ok, UrlKind::WebSocket), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://10.1.2.3:80",
+            "http://discord.com",
+            "http://localhost.example.com",
+            "HTTP://192.168.1.1",
+            "http://0.0.0.0:80",
+        ] {
+            assert!(
+                matches!(
+                    check_url(bad, UrlKind::Http),
+                    Err(UrlError::PlainOffLoopback { .. })
+                ),
+                "{bad}"
+            );
+        }
+        for bad in ["ws://example.invalid", "ws://10.0.0.1:443/gateway"] {
+            assert!(
+                matches!(
+                    check_url(bad, UrlKind::WebSocket),
+                    Err(UrlError::PlainOffLoopback { .. })
+                ),
+                "{bad}"
+            );
+        }
+        for bad in [
+            "ftp://127.0.0.1",
+            "127.0.0.1:80",
+            "http://127.0.0.1@10.1.2.3/",
+            "wss://discord.com",
+        ] {
+            assert!(
+                matches!(
+                    check_url(bad, UrlKind::Http),
+                    Err(UrlError::Malformed { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(check_url("https://x", UrlKind::WebSocket).is_err());
+        let e = check_url("http://10.1.2.3:80", UrlKind::Http)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("10.1.2.3") && !e.contains('\n'), "{e}");
     }
 }

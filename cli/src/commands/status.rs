@@ -26,8 +26,17 @@ pub async fn run(client: &Client, args: ListArgs) -> Outcome {
         };
         println!("secret store:      {backend}{locked}");
     }
-    println!("approvals from:    {}", s.approval_channels.join(", "));
-    println!("discord:           {}", s.discord);
+    if s.channels.is_empty() {
+        // A daemon from before `channels`.
+        println!("approvals from:    {}", s.approval_channels.join(", "));
+        println!("discord:           {}", s.discord);
+    }
+    // One line per channel, under one label: `terminal  ready`, `discord   connected`.
+    let width = s.channels.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for (i, c) in s.channels.iter().enumerate() {
+        let label = if i == 0 { "approvals from:" } else { "" };
+        println!("{label:<19}{:<width$}  {}", c.name, c.state);
+    }
     // An agent's token gets its own counts only.
     let own = if s.agents.is_none() { " (yours)" } else { "" };
     println!("pending requests:  {}{own}", s.pending_requests);

@@ -2,6 +2,7 @@
 //! is audited before it is made, except what reduces access (removing an agent), which
 //! never waits on the audit log.
 
+use keygate_proto::api::{ChannelStatus, Status};
 use keygate_proto::{AgentName, SecretName, SecretValue};
 
 use super::{Gate, GateError, Selector, actor};
@@ -67,13 +68,21 @@ impl Gate {
 
     /// The daemon's state as `caller` may see it: an agent sees its own requests and
     /// grants, and nothing daemon-wide.
-    pub fn status(&self, caller: &Caller, discord: String) -> keygate_proto::api::Status {
+    pub fn status(&self, caller: &Caller) -> Status {
         let operator = matches!(caller, Caller::Operator);
         let pending_requests = match caller {
             Caller::Operator => self.requests.pending(),
             Caller::Agent(a) => self.requests.pending_of(a),
         };
-        keygate_proto::api::Status {
+        let channels: Vec<ChannelStatus> = self
+            .channels()
+            .iter()
+            .map(|c| ChannelStatus {
+                name: c.name().to_owned(),
+                state: c.state().to_string(),
+            })
+            .collect();
+        Status {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             store_backend: operator.then(|| self.store.backend().to_string()),
@@ -81,20 +90,10 @@ impl Gate {
             pending_requests,
             live_grants: self.list_grants(caller).len(),
             agents: operator.then(|| self.identities.list().len()),
-            discord,
-            approval_channels: self
-                .channels()
-                .iter()
-                .map(|c| c.name().to_owned())
-                .collect(),
+            discord: Status::discord_state(&channels),
+            approval_channels: channels.iter().map(|c| c.name.clone()).collect(),
+            channels,
             policy_rules: operator.then(|| self.policy().rules().len()),
         }
-    }
-
-    pub fn channel_states(&self) -> Vec<(&'static str, String)> {
-        self.channels()
-            .iter()
-            .map(|c| (c.name(), c.state()))
-            .collect()
     }
 }

@@ -10,10 +10,5 @@ pub fn get(
     gate: &Ctx,
     caller: &crate::identity::Caller,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    let discord = gate
-        .channel_states()
-        .into_iter()
-        .find(|(name, _)| *name == "discord")
-        .map_or_else(|| "not configured".to_owned(), |(_, state)| state);
-    reply(StatusCode::OK, &gate.status(caller, discord))
+    reply(StatusCode::OK, &gate.status(caller))
 }

@@ -2,6 +2,7 @@
 //! and `demo`.
 
 mod demo;
+mod discord;
 mod serve;
 mod simulator;
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use keygate_bot::Discord;
-use keygate_bot::channel::DiscordChannel;
 use keygate_gateway::api::server::Listener;
 use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
@@ -14,7 +13,6 @@ use keygate_gateway::identity::Identities;
 use keygate_gateway::terminal::Terminal;
 use keygate_gateway::{api, store};
 use keygate_policies::Policy;
-use keygate_proto::approval::Gatekeeper;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -105,10 +103,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
     gate.add_channel(Arc::new(Terminal));
     let discord = if let Some(d) = &config.discord {
-        let bot = d.clone();
-        let keeper: Arc<dyn Gatekeeper> = Arc::clone(&gate) as Arc<dyn Gatekeeper>;
-        let discord = Discord::connect(bot, keeper).await.context("Discord")?;
-        gate.add_channel(Arc::new(DiscordChannel(Arc::clone(&discord))));
+        let discord = crate::discord::connect(d, &gate).await?;
         tracing::info!(
             "approvals come from Discord (channel {}) and from the terminal",
             d.channel_id
