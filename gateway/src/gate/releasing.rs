@@ -24,7 +24,7 @@ impl Gate {
     ) -> Result<Release, GateError> {
         // A failing audit log releases nothing, not even reads that share a grant's line.
         self.audit.ensure_writable()?;
-        let found = self.grants.find(agent, secret, command).await;
+        let found = self.grants.find(agent, secret, command);
         // Held until the value is handed over: a revocation waits for this read.
         let _open = match &found {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),

@@ -4,7 +4,7 @@
 //! tells the rest of the daemon so the audit log and approval messages can say so.
 //!
 //! The hot path is [`Grants::find`]: a read lock on a small per-agent index, then a cache
-//! lookup. No disk, no await while a lock is held.
+//! presence check. No disk, no await, no allocation.
 //!
 //! `Grants` alone owns the cache, its per-agent index, and [`watch`]ing: every way a grant
 //! starts or ends goes through here, so watchers always hear of it.
@@ -260,38 +260,30 @@ impl Grants {
     /// The hot path: a live grant of `agent` that covers `secret` and can still be read,
     /// with the read taken. A grant bound to a command serves only reads presenting that
     /// command's hash.
-    pub async fn find(
+    pub fn find(
         &self,
         agent: &Agent,
         secret: &SecretName,
         command: Option<&str>,
     ) -> Option<Arc<Grant>> {
-        let candidates: Vec<Arc<Grant>> = {
-            let index = self
-                .by_agent
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match index.get(agent) {
-                Some(list) => list
-                    .iter()
-                    .filter(|g| {
-                        g.index_of(secret).is_some()
-                            && g.command_sha256
-                                .as_deref()
-                                .is_none_or(|bound| Some(bound) == command)
-                    })
-                    .cloned()
-                    .collect(),
-                None => return None,
-            }
-        };
-        for g in candidates {
-            // moka hides an expired entry at once, before its listener runs.
-            if self.cache.get(&g.id).await.is_some() && g.take(secret).is_some() {
-                return Some(g);
-            }
-        }
-        None
+        let index = self
+            .by_agent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index
+            .get(agent)?
+            .iter()
+            .find(|g| {
+                g.index_of(secret).is_some()
+                    && g.command_sha256
+                        .as_deref()
+                        .is_none_or(|bound| Some(bound) == command)
+                    // moka hides an expired entry at once, before its listener runs; a
+                    // presence check is no read for its popularity sketch, and no await.
+                    && self.cache.contains_key(&g.id)
+                    && g.take(secret).is_some()
+            })
+            .cloned()
     }
 
     pub async fn get(&self, id: &GrantId) -> Option<Arc<Grant>> {
