@@ -293,6 +293,27 @@ async fn load(
     }
 }
 
+/// One baseline connection: HTTP/1.1, every request answered with `body`.
+async fn serve_fixed<I>(io: I, body: Bytes)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |_req| {
+        let body = body.clone();
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .expect("response"),
+            )
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
 /// The baseline: a minimal hyper server answering a fixed body on a Unix socket.
 fn baseline_server(socket: PathBuf, body: Bytes) {
     std::thread::spawn(move || {
@@ -307,23 +328,7 @@ fn baseline_server(socket: PathBuf, body: Bytes) {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_req| {
-                        let body = body.clone();
-                        async move {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(body))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(serve_fixed(stream, body.clone()));
             }
         });
     });
@@ -341,23 +346,7 @@ async fn serve_baseline_tcp(port: u16, body: Bytes) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_req| {
-                let body = body.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(body))
-                            .expect("response"),
-                    )
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_fixed(stream, body.clone()));
     }
 }
 
