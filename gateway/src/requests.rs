@@ -446,3 +446,207 @@ impl Requests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use keygate_policies::Decision;
+    use keygate_proto::{AgentName, UserId};
+
+    use super::*;
+
+    fn actor(who: &str) -> Actor {
+        Actor {
+            who: who.into(),
+            via: "discord",
+        }
+    }
+
+    fn user(id: u64) -> DeciderId {
+        DeciderId::User {
+            channel: "discord",
+            id: UserId(id),
+        }
+    }
+
+    fn request(quorum: u32) -> Request {
+        let eval = Evaluation {
+            decision: Decision::Ask {
+                approvers: Approvers::default(),
+                quorum,
+            },
+            rule: Some("r".into()),
+            reason: "asks".into(),
+            ttl: Duration::from_secs(600),
+            ttl_was_cut: false,
+            request_timeout: Duration::from_secs(60),
+            reuse: true,
+        };
+        let asked = Asked {
+            agent: Agent {
+                name: AgentName::new("ci-one").unwrap(),
+                serial: 7,
+            },
+            secrets: vec![SecretName::new("github/token").unwrap()],
+            reason: "why".into(),
+            command: None,
+            command_sha256: None,
+            host: None,
+        };
+        Request::pending(asked, &eval, Approvers::default(), quorum)
+    }
+
+    fn applied(r: &mut Request, t: Transition) {
+        r.state = t.next;
+    }
+
+    #[test]
+    fn below_the_quorum_each_account_counts_once() {
+        let mut r = request(2);
+        let t = r.approve(user(1), actor("@a (1)"), None).unwrap();
+        assert!(t.grant.is_none());
+        assert!(matches!(
+            t.event(),
+            Event::RequestApproval {
+                approvals: 1,
+                quorum: 2,
+                ..
+            }
+        ));
+        applied(&mut r, t);
+        // The same account again, under another name: still one approval.
+        let t = r.approve(user(1), actor("@renamed (1)"), None).unwrap();
+        assert!(t.grant.is_none());
+        applied(&mut r, t);
+        assert_eq!(r.status(), RequestStatus::Pending);
+        assert_eq!(r.view().approvals, vec!["@a (1)".to_owned()]);
+        // A second account completes it, with a grant named after both.
+        let t = r.approve(user(2), actor("@b (2)"), None).unwrap();
+        let grant = t.grant.clone().unwrap();
+        assert_eq!(
+            grant.approved_by,
+            vec!["@a (1)".to_owned(), "@b (2)".to_owned()]
+        );
+        assert!(matches!(
+            t.event(),
+            Event::RequestDecided {
+                outcome: "approved",
+                ..
+            }
+        ));
+        applied(&mut r, t);
+        assert_eq!(r.status(), RequestStatus::Approved);
+        assert_eq!(r.view().grant.unwrap().id, grant.id);
+    }
+
+    #[test]
+    fn the_operator_is_one_decider_and_policy_another() {
+        let mut r = request(3);
+        for _ in 0..3 {
+            let t = r
+                .approve(DeciderId::Operator, actor("operator"), None)
+                .unwrap();
+            applied(&mut r, t);
+        }
+        assert_eq!(r.status(), RequestStatus::Pending);
+        let t = r.approve(DeciderId::Policy, actor("policy"), None).unwrap();
+        applied(&mut r, t);
+        assert_eq!(r.view().approvals.len(), 2);
+    }
+
+    #[test]
+    fn a_shorter_ttl_is_kept_and_a_longer_one_cut_to_the_requests() {
+        let r = request(1);
+        let t = r
+            .approve(user(1), actor("a"), Some(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(t.grant.unwrap().ttl, Duration::from_secs(60));
+        let t = r
+            .approve(user(1), actor("a"), Some(Duration::from_secs(6000)))
+            .unwrap();
+        assert_eq!(t.grant.unwrap().ttl, Duration::from_secs(600));
+        let t = r.approve(user(1), actor("a"), None).unwrap();
+        assert!(matches!(t.next, State::Approved { ttl, .. } if ttl == Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn deny_expire_and_cancel_say_why() {
+        let r = request(1);
+        let t = r.deny(actor("@a (1)"), "not today".into()).unwrap();
+        assert!(matches!(
+            t.event(),
+            Event::RequestDecided {
+                outcome: "denied",
+                message: Some("not today"),
+                ..
+            }
+        ));
+        let mut denied = r.clone();
+        applied(&mut denied, t);
+        let v = denied.view();
+        assert_eq!(v.status, RequestStatus::Denied);
+        assert_eq!(v.message.as_deref(), Some("not today"));
+        assert_eq!(v.decided_by.as_deref(), Some("@a (1)"));
+        assert_eq!(v.decided_via.as_deref(), Some("discord"));
+
+        let t = r.expire().unwrap();
+        assert!(matches!(t.event(), Event::RequestExpired { .. }));
+        let mut expired = r.clone();
+        applied(&mut expired, t);
+        assert_eq!(expired.view().status, RequestStatus::Expired);
+        assert!(expired.view().decided_by.is_none());
+        assert!(expired.view().decided_at.is_some());
+
+        let t = r
+            .cancel(actor("ci-one"), "cancelled by the requester")
+            .unwrap();
+        assert!(matches!(t.event(), Event::RequestCancelled { .. }));
+        let mut cancelled = r.clone();
+        applied(&mut cancelled, t);
+        assert_eq!(
+            cancelled.view().message.as_deref(),
+            Some("cancelled by the requester")
+        );
+    }
+
+    #[test]
+    fn nothing_moves_a_settled_request() {
+        let r = request(1);
+        let settled: Vec<Request> = [
+            r.approve(user(1), actor("a"), None).unwrap(),
+            r.deny(actor("a"), "no".into()).unwrap(),
+            r.expire().unwrap(),
+            r.cancel(actor("a"), "gone").unwrap(),
+        ]
+        .into_iter()
+        .map(|t| {
+            let mut s = r.clone();
+            applied(&mut s, t);
+            s
+        })
+        .collect();
+        for s in &settled {
+            let already = Refusal::AlreadyDecided(s.status());
+            assert_eq!(s.approve(user(2), actor("b"), None).unwrap_err(), already);
+            assert_eq!(s.deny(actor("b"), "x".into()).unwrap_err(), already);
+            assert_eq!(s.expire().unwrap_err(), already);
+            assert_eq!(s.cancel(actor("b"), "x").unwrap_err(), already);
+        }
+    }
+
+    #[test]
+    fn the_table_applies_a_planned_transition_and_purges_nothing_pending() {
+        let table = Requests::default();
+        let r = request(1);
+        let id = r.id.clone();
+        let agent = r.agent.clone();
+        table.insert(r);
+        assert_eq!(table.pending_of(&agent), 1);
+        let t = table.get(&id).unwrap().expire().unwrap();
+        let view = table.apply(t).unwrap();
+        assert_eq!(view.status, RequestStatus::Expired);
+        assert_eq!(table.pending_of(&agent), 0);
+        table.purge();
+        assert!(table.get(&id).is_some(), "finished requests stay an hour");
+    }
+}
