@@ -23,9 +23,8 @@ pub async fn handle(
 
 async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().map(str::to_owned);
-    let q = query.as_deref();
+    let path = parts.uri.path();
+    let q = parts.uri.query();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let m = &parts.method;
 
