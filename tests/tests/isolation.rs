@@ -15,7 +15,8 @@ fn agents_cannot_touch_each_others_requests_or_grants() {
         serde_json::from_str(&d.keygate_as(&b, &["requests", "--json"]).ok().stdout).unwrap();
     assert!(seen.is_empty(), "B sees A's request: {seen:?}");
     let cancel = d.keygate_as(&b, &["cancel", &id]).run();
-    assert_ne!(cancel.code, 0, "B cancelled A's request");
+    assert_eq!(cancel.code, 1, "B cancelled A's request: {cancel:?}");
+    assert!(cancel.stderr.contains("no request"), "{}", cancel.stderr);
     let approve = d.keygate_as(&b, &["approve", &id]).run();
     assert_eq!(approve.code, 5, "an agent cannot approve: {approve:?}");
 
@@ -68,4 +69,48 @@ fn daemon_down_exits_6() {
     let r = d.keygate(&["status"]).run();
     assert_eq!(r.code, 6, "{r:?}");
     assert!(r.stderr.contains("cannot reach keygated"), "{}", r.stderr);
+}
+
+/// Another agent's request answers exactly as a missing one does: the same status and the
+/// same body, so an agent cannot even learn that an id exists.
+#[test]
+fn another_agents_request_is_indistinguishable_from_a_missing_one() {
+    let d = Daemon::start();
+    let a = d.agent("ci-a");
+    let b = d.agent("ci-b");
+    let child = d
+        .keygate_as(&a, &["get", "db/x", "--reason", "mine"])
+        .spawn();
+    let id = d.pending_request();
+    let missing = "req_AAAAAAAAAAAAAAAAAAAAAA";
+    for (method, suffix) in [("GET", ""), ("GET", "?wait=1s"), ("DELETE", "")] {
+        let theirs = d.http(method, &format!("/v1/requests/{id}{suffix}"), &b, b"");
+        let none = d.http(method, &format!("/v1/requests/{missing}{suffix}"), &b, b"");
+        assert_eq!(theirs.0, 404, "{method} {suffix}: {theirs:?}");
+        assert_eq!(theirs, none, "{method} {suffix}");
+    }
+    let r = d.keygate_as(&b, &["cancel", &id]).run();
+    assert_eq!(r.code, 1, "{r:?}");
+    // Still pending: B changed nothing.
+    assert_eq!(d.requests()[0]["status"], "pending");
+    d.keygate(&["cancel", &id]).ok();
+    finish(child);
+}
+
+/// The daemon keeps only SHA-256 hashes of agent tokens, in a file only its user can read.
+#[test]
+fn agent_tokens_are_stored_only_as_hashes_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let d = Daemon::start();
+    let token = d.agent("ci-one");
+    let path = d.root().join("data/keygate/agents.json");
+    let text = std::fs::read_to_string(&path).expect("agents file");
+    assert!(!text.contains(&token), "the token itself is on disk");
+    let secret_part = token.trim_start_matches("kga_");
+    assert!(!text.contains(secret_part));
+    let file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let hash = file["agents"][0]["token_sha256"].as_str().expect("a hash");
+    assert_eq!(hash.len(), 64);
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
 }
