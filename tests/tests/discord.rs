@@ -305,6 +305,90 @@ fn a_refused_post_leaves_the_request_to_the_terminal() {
     assert_eq!(r.stdout.trim(), VALUE);
 }
 
+/// Forged custom ids, presses from another channel, and a member of another rule's group
+/// are refused, each with an ephemeral answer, and change nothing.
+#[test]
+fn forged_and_foreign_presses_change_nothing() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let id = w.d.pending_request();
+    let approve = World::button(&msg, 3);
+    let refused = |spec: PressSpec, custom_id: &str, what: &str| {
+        let (_, ephemeral, data) = w.press(&msg, custom_id, spec);
+        assert!(ephemeral, "{what}: {data}");
+        let r = &w.d.requests()[0];
+        assert_eq!(r["status"], "pending", "{what}: {r}");
+        assert_eq!(r["approvals"].as_array().map(Vec::len), Some(0), "{what}");
+    };
+    let forged = || PressSpec {
+        forged: true,
+        ..user(OPS)
+    };
+    refused(forged(), "kg:x:garbage", "an unknown custom id");
+    refused(
+        forged(),
+        "kg:a:req_AAAAAAAAAAAAAAAAAAAAAA",
+        "another request's id",
+    );
+    refused(
+        PressSpec {
+            channel_id: Some(424_242),
+            ..user(OPS)
+        },
+        &approve,
+        "a press from another channel",
+    );
+    // PAIR approves `vault/*` requests (the `pair` group), not `github/*` (`ops`).
+    refused(user(PAIR), &approve, "a member of another rule's group");
+    assert!(w.d.audit().contains("\"refused\""), "{}", w.d.audit());
+    let (kind, _, _) = w.press(&msg, &approve, user(OPS));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+    let r =
+        w.d.requests()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap();
+    assert_eq!(r["status"], "approved");
+}
+
+/// "Approve for 5m" gives a five-minute grant; a forged longer TTL is cut to the rule's.
+#[test]
+fn shorter_ttl_buttons_and_a_forged_longer_ttl() {
+    let w = World::new();
+    let (child, msg) = w.ask("github/token", "x");
+    let five = msg
+        .live_buttons()
+        .into_iter()
+        .find(|b| b.label.as_deref() == Some("Approve for 5m"))
+        .and_then(|b| b.custom_id)
+        .expect("an Approve for 5m button");
+    let (kind, _, _) = w.press(&msg, &five, user(OPS));
+    assert_eq!(kind, 7);
+    assert_eq!(finish(child).code, 0);
+    assert_eq!(w.d.requests()[0]["ttl_seconds"], 300);
+
+    let (child, msg) = w.ask("github/other", "x");
+    let id = w.d.pending_request();
+    let forged = PressSpec {
+        forged: true,
+        ..user(OPS)
+    };
+    let (kind, _, _) = w.press(&msg, &format!("kg:a:{id}:999999"), forged);
+    assert_eq!(kind, 7);
+    finish(child);
+    let r =
+        w.d.requests()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap();
+    assert_eq!(r["status"], "approved", "{r}");
+    assert_eq!(
+        r["ttl_seconds"], 900,
+        "a forged TTL is cut to the rule's: {r}"
+    );
+}
+
 #[test]
 fn timeout_and_revoke_edit_the_message() {
     let w = World::new();

@@ -299,6 +299,7 @@ async fn press(shared: &Arc<Shared>, body: &Value) -> Response<Full<Bytes>> {
         guild: who.guild,
         channel_id: who.channel_id,
         bot: who.bot,
+        forged: body.get("forged").and_then(Value::as_bool) == Some(true),
     };
     match interactions::press(shared, &spec) {
         Ok(handle) => answer(shared, &handle, who.wait).await,

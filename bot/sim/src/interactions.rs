@@ -87,12 +87,17 @@ pub(crate) fn press(shared: &Arc<Shared>, spec: &PressSpec) -> Result<Interactio
             .messages
             .get(&spec.message_id)
             .ok_or(SimError::UnknownMessage(spec.message_id))?;
-        let component =
-            msg.component(&spec.custom_id)
-                .ok_or_else(|| SimError::UnknownComponent {
+        let forged = json!({"type": 2, "custom_id": spec.custom_id});
+        let component = match msg.component(&spec.custom_id) {
+            Some(c) => c,
+            None if spec.forged => forged,
+            None => {
+                return Err(SimError::UnknownComponent {
                     message_id: spec.message_id,
                     custom_id: spec.custom_id.clone(),
-                })?;
+                });
+            }
+        };
         if component.get("disabled").and_then(Value::as_bool) == Some(true) {
             return Err(SimError::ComponentDisabled {
                 message_id: spec.message_id,

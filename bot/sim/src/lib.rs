@@ -104,6 +104,9 @@ pub struct PressSpec {
     pub channel_id: Option<u64>,
     /// The presser is a bot account.
     pub bot: bool,
+    /// Send `custom_id` even though no button on the message has it, as a forged
+    /// interaction would (real Discord never does): for testing that the bot refuses it.
+    pub forged: bool,
 }
 
 impl PressSpec {
