@@ -112,3 +112,109 @@ fn plain_http_off_loopback_stops_the_daemon_before_it_serves() {
         "it started"
     );
 }
+
+/// One TLS handshake with the daemon, trusting its own certificate as the only root, under
+/// `name`, limited to `versions`, offering `alpn`. Returns the negotiated version and ALPN.
+fn handshake(
+    addr: &str,
+    cert: &std::path::Path,
+    name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Result<(rustls::ProtocolVersion, Option<Vec<u8>>), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).map_err(|e| e.to_string())? {
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let server =
+        rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(server, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (_, conn) = tls.get_ref();
+        Ok((
+            conn.protocol_version().ok_or("no version")?,
+            conn.alpn_protocol().map(<[u8]>::to_vec),
+        ))
+    })
+}
+
+/// The listener speaks TLS 1.2 and 1.3 and nothing older, offers HTTP/2 by ALPN, and its
+/// certificate names `localhost` and `127.0.0.1` (so `KEYGATE_CA` with it verifies).
+#[test]
+fn the_listener_speaks_tls_1_2_and_1_3_h2_by_alpn_and_names_its_hosts() {
+    let (d, url, _) = tls_daemon();
+    let addr = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let port = addr.rsplit(':').next().expect("port").to_owned();
+    let cert = d.root().join("data/keygate/tls/cert.pem");
+    for name in ["localhost", "127.0.0.1"] {
+        let (v, alpn) = handshake(
+            &addr,
+            &cert,
+            name,
+            &[&rustls::version::TLS13],
+            &[b"h2", b"http/1.1"],
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "{name}");
+    }
+    let (v, alpn) = handshake(
+        &addr,
+        &cert,
+        "localhost",
+        &[&rustls::version::TLS12],
+        &[b"http/1.1"],
+    )
+    .expect("TLS 1.2");
+    assert_eq!(v, rustls::ProtocolVersion::TLSv1_2);
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let wrong = handshake(&addr, &cert, "example.com", &[&rustls::version::TLS13], &[]);
+    assert!(wrong.is_err(), "the certificate names no other host");
+    // Older protocols are refused: openssl's client offering TLS 1.1 alone gets no session.
+    let old = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("this test needs the openssl command (Debian's openssl package)");
+    assert!(!old.status.success(), "TLS 1.1 was accepted: {old:?}");
+
+    // The CLI trusts the certificate through KEYGATE_CA, by name.
+    let t = d.agent("ci-remote");
+    for host in ["localhost", "127.0.0.1"] {
+        let r = d
+            .keygate_as(&t, &["grants", "--json"])
+            .env("KEYGATE_URL", &format!("https://{host}:{port}"))
+            .env("KEYGATE_CA", cert.to_str().expect("path"))
+            .run();
+        assert_eq!(r.code, 0, "{host}: {r:?}");
+        assert_eq!(r.stdout.trim(), "[]");
+    }
+}
