@@ -107,34 +107,7 @@ struct FileAudit {
 /// `[discord]`, present only when a bot token is configured: what the Discord approval
 /// channel needs, checked here. The daemon's core never reads it; the `keygated` binary
 /// hands it to the bot.
-#[derive(Clone)]
-pub struct DiscordConfig {
-    /// The bot token (`token`, `KEYGATE_DISCORD_TOKEN`); never logged.
-    pub token: SecretString,
-    /// The channel requests are posted to (`channel_id`); presses elsewhere are refused.
-    pub channel_id: u64,
-    /// The guild of that channel (`guild_id`): presses from other guilds are refused, and
-    /// the slash commands are registered there. Any guild when `None`.
-    pub guild_id: Option<u64>,
-    /// Base URL of the REST API (`api_url`): `https://`, or `http://` on loopback (a
-    /// simulator, a local proxy). Discord's own when `None`.
-    pub api_url: Option<String>,
-    /// The gateway websocket URL (`gateway_url`): `wss://`, or `ws://` on loopback.
-    /// Discord's own when `None`.
-    pub gateway_url: Option<String>,
-}
-
-impl std::fmt::Debug for DiscordConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscordConfig")
-            .field("token", &"<redacted>")
-            .field("channel_id", &self.channel_id)
-            .field("guild_id", &self.guild_id)
-            .field("api_url", &self.api_url)
-            .field("gateway_url", &self.gateway_url)
-            .finish()
-    }
-}
+pub use keygate_proto::discord::DiscordSettings as DiscordConfig;
 
 /// Limits against floods: per agent, and per listener.
 #[derive(Debug, Clone, Copy)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod approval;
+pub mod discord;
 pub mod duration;
 pub mod hardening;
 pub mod ids;
