@@ -186,6 +186,52 @@ impl Daemon {
         });
     }
 
+    /// Starts `keygated serve` whose bot connects to the Discord simulator `sim` (the
+    /// caller waits for the bot with `sim.wait_connected`).
+    pub fn start_with_discord(
+        policy: &str,
+        sim: &keygate_discord_sim::Simulator,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let c = sim.config();
+        let (channel, guild) = (c.channel_id.to_string(), c.guild_id.to_string());
+        let (rest, gateway) = (sim.rest_url(), sim.gateway_url());
+        let mut env = vec![
+            ("KEYGATE_DISCORD_TOKEN", c.bot_token.as_str()),
+            ("KEYGATE_DISCORD_CHANNEL_ID", channel.as_str()),
+            ("KEYGATE_DISCORD_GUILD_ID", guild.as_str()),
+            ("KEYGATE_DISCORD_API_URL", rest.as_str()),
+            ("KEYGATE_DISCORD_GATEWAY_URL", gateway.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        Self::start_with(policy, &env)
+    }
+
+    /// Starts `keygated serve` with [`POLICY`] and a TLS listener on a free loopback port;
+    /// returns it, the `https://` URL and the certificate fingerprint it logged.
+    pub fn start_tls() -> (Self, String, String) {
+        let d = Self::start_with(POLICY, &[("KEYGATE_SERVER_LISTEN", "127.0.0.1:0")]);
+        let line = poll(Duration::from_secs(10), "the TLS listener", || {
+            d.log()
+                .lines()
+                .find(|l| l.contains("serving TLS on"))
+                .map(str::to_owned)
+        });
+        let url = line
+            .split("serving TLS on ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .expect("url")
+            .to_owned();
+        let fp = line
+            .split("fingerprint ")
+            .nth(1)
+            .expect("fingerprint")
+            .trim()
+            .to_owned();
+        (d, url, fp)
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

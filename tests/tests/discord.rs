@@ -32,22 +32,7 @@ impl World {
         let sim = rt
             .block_on(Simulator::start(SimConfig::default()))
             .expect("simulator");
-        let c = sim.config().clone();
-        let rest = sim.rest_url();
-        let gw = sim.gateway_url();
-        let channel = c.channel_id.to_string();
-        let guild = c.guild_id.to_string();
-        let token = c.bot_token.clone();
-        let d = Daemon::start_with(
-            keygate_tests::POLICY,
-            &[
-                ("KEYGATE_DISCORD_TOKEN", &token),
-                ("KEYGATE_DISCORD_CHANNEL_ID", &channel),
-                ("KEYGATE_DISCORD_GUILD_ID", &guild),
-                ("KEYGATE_DISCORD_API_URL", &rest),
-                ("KEYGATE_DISCORD_GATEWAY_URL", &gw),
-            ],
-        );
+        let d = Daemon::start_with_discord(keygate_tests::POLICY, &sim, &[]);
         assert!(
             rt.block_on(sim.wait_connected(WAIT)),
             "the bot never connected"

@@ -196,17 +196,7 @@ mod discord {
             let sim = rt
                 .block_on(Simulator::start(SimConfig::default()))
                 .expect("simulator");
-            let c = sim.config().clone();
-            let d = Daemon::start_with(
-                POLICY,
-                &[
-                    ("KEYGATE_DISCORD_TOKEN", &c.bot_token),
-                    ("KEYGATE_DISCORD_CHANNEL_ID", &c.channel_id.to_string()),
-                    ("KEYGATE_DISCORD_GUILD_ID", &c.guild_id.to_string()),
-                    ("KEYGATE_DISCORD_API_URL", &sim.rest_url()),
-                    ("KEYGATE_DISCORD_GATEWAY_URL", &sim.gateway_url()),
-                ],
-            );
+            let d = Daemon::start_with_discord(POLICY, &sim, &[]);
             assert!(rt.block_on(sim.wait_connected(WAIT)), "never connected");
             Self { rt, sim, d }
         }

@@ -651,28 +651,7 @@ fn a_multi_line_value_is_masked_when_the_child_turns_onlcr_on() {
 
 #[test]
 fn an_https_url_without_keygate_token_sends_no_local_token() {
-    let d = keygate_tests::Daemon::start_with(
-        keygate_tests::POLICY,
-        &[("KEYGATE_SERVER_LISTEN", "127.0.0.1:0")],
-    );
-    let line = poll(Duration::from_secs(10), "the TLS listener", || {
-        d.log()
-            .lines()
-            .find(|l| l.contains("serving TLS on"))
-            .map(str::to_owned)
-    });
-    let url = line
-        .split("serving TLS on ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .expect("url")
-        .to_owned();
-    let fp = line
-        .split("fingerprint ")
-        .nth(1)
-        .expect("fingerprint")
-        .trim()
-        .to_owned();
+    let (d, url, fp) = keygate_tests::Daemon::start_tls();
     let operator = d.operator_token();
 
     // The CLI's config dir holds the operator token (the daemon's own), and KEYGATE_URL

@@ -1,41 +1,12 @@
 //! Remote agents over TLS: the self-signed certificate, pinning, and the refusals.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::time::Duration;
 
-use keygate_tests::{Daemon, bin, finish, poll};
-
-/// Starts a daemon with a TLS listener on a free port; returns it, the URL and the
-/// fingerprint it logged.
-fn tls_daemon() -> (Daemon, String, String) {
-    let d = Daemon::start_with(
-        keygate_tests::POLICY,
-        &[("KEYGATE_SERVER_LISTEN", "127.0.0.1:0")],
-    );
-    let line = poll(Duration::from_secs(10), "the TLS listener", || {
-        d.log()
-            .lines()
-            .find(|l| l.contains("serving TLS on"))
-            .map(str::to_owned)
-    });
-    let url = line
-        .split("serving TLS on ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .expect("url")
-        .to_owned();
-    let fp = line
-        .split("fingerprint ")
-        .nth(1)
-        .expect("fingerprint")
-        .trim()
-        .to_owned();
-    (d, url, fp)
-}
+use keygate_tests::{Daemon, bin, finish};
 
 #[test]
 fn an_agent_over_tls_with_a_pinned_certificate() {
-    let (d, url, fp) = tls_daemon();
+    let (d, url, fp) = Daemon::start_tls();
     assert!(fp.starts_with("sha256:") && fp.len() == 7 + 64, "{fp}");
     d.secret("github/token", "v-tls");
     let t = d.agent("ci-remote");
@@ -61,7 +32,7 @@ fn an_agent_over_tls_with_a_pinned_certificate() {
 
 #[test]
 fn a_wrong_fingerprint_is_refused() {
-    let (d, url, _) = tls_daemon();
+    let (d, url, _) = Daemon::start_tls();
     let t = d.agent("ci-remote");
     let wrong = format!("sha256:{}", "0".repeat(64));
     let r = d
@@ -162,7 +133,7 @@ fn handshake(
 /// certificate names `localhost` and `127.0.0.1` (so `KEYGATE_CA` with it verifies).
 #[test]
 fn the_listener_speaks_tls_1_2_and_1_3_h2_by_alpn_and_names_its_hosts() {
-    let (d, url, _) = tls_daemon();
+    let (d, url, _) = Daemon::start_tls();
     let addr = url
         .trim_start_matches("https://")
         .trim_end_matches('/')

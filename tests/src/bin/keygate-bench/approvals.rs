@@ -11,20 +11,13 @@ pub(super) async fn approval_round_trip(n: u64) {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");
-    let c = sim.config().clone();
-    let (rest, gw) = (sim.rest_url(), sim.gateway_url());
-    let (channel, guild) = (c.channel_id.to_string(), c.guild_id.to_string());
     let limits = (n + 10).to_string();
-    let d = Daemon::start_with(
+    let d = Daemon::start_with_discord(
         keygate_tests::POLICY,
+        &sim,
         &[
             ("RUST_LOG", "warn"),
             ("KEYGATE_LIMITS_REQUESTS_PER_MINUTE", &limits),
-            ("KEYGATE_DISCORD_TOKEN", &c.bot_token),
-            ("KEYGATE_DISCORD_CHANNEL_ID", &channel),
-            ("KEYGATE_DISCORD_GUILD_ID", &guild),
-            ("KEYGATE_DISCORD_API_URL", &rest),
-            ("KEYGATE_DISCORD_GATEWAY_URL", &gw),
         ],
     );
     assert!(sim.wait_connected(Duration::from_secs(10)).await);
