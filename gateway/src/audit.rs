@@ -4,7 +4,7 @@
 //! it cannot be written, the caller does not go ahead (fail closed).
 //!
 //! What reduces access (a revocation, an agent's removal, an expiry) must never wait on a
-//! full or failing disk: [`AuditLog::record_reducing`] keeps such a line in memory and
+//! full or failing disk: [`AuditLog::record_or_hold`] keeps such a line in memory and
 //! writes it, in order, as soon as the log can be written again. While the log is failing,
 //! [`AuditLog::ensure_writable`] refuses, so nothing is released unrecorded. A write that
 //! is cut short (ENOSPC) is truncated back to the last whole line, so the chain stays
@@ -291,19 +291,14 @@ impl AuditLog {
         blocking(|| self.write(event, false))
     }
 
-    /// For what reduces access (revocation, removal, expiry, refusals): the effect goes
-    /// ahead whatever the disk says. A line that cannot be written now is held in memory
-    /// and written, in order, before the next line that can be.
-    pub fn record_reducing(&self, event: &Event<'_>) {
+    /// For what must go ahead whatever the disk says: what reduces access (revocation,
+    /// removal, expiry) and what only reports (refusals, failed logins). A line that cannot
+    /// be written now is held in memory and written, in order, before the next line that
+    /// can be.
+    pub fn record_or_hold(&self, event: &Event<'_>) {
         if let Err(e) = blocking(|| self.write(event, true)) {
             tracing::error!("{e}; the line is held and will be written when the log can be");
         }
-    }
-
-    /// Like [`AuditLog::record_reducing`] for events whose loss must not stop the daemon
-    /// (a refused login, say).
-    pub fn record_or_log(&self, event: &Event<'_>) {
-        self.record_reducing(event);
     }
 
     /// `Ok` when the log can be written: at once while it is healthy, else after writing

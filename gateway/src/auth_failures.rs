@@ -66,13 +66,13 @@ impl AuthFailures {
             }
         };
         if let Some((route, count)) = summary {
-            audit.record_or_log(&Event::AuthFailures {
+            audit.record_or_hold(&Event::AuthFailures {
                 route: &route,
                 why,
                 count,
             });
         }
-        audit.record_or_log(&Event::AuthFailed { route: &first, why });
+        audit.record_or_hold(&Event::AuthFailed { route: &first, why });
     }
 
     /// Writes the sums of windows that are over (all of them when `all`, at shutdown).
@@ -93,7 +93,7 @@ impl AuthFailures {
             due
         };
         for (why, route, count) in due {
-            audit.record_or_log(&Event::AuthFailures {
+            audit.record_or_hold(&Event::AuthFailures {
                 route: &route,
                 why,
                 count,

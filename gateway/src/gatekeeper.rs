@@ -53,7 +53,7 @@ impl Gatekeeper for Gate {
     }
 
     fn refused(&self, approver: &Approver, what: &str, why: &str) {
-        self.audit().record_or_log(&Event::Refused {
+        self.audit().record_or_hold(&Event::Refused {
             who: &actor(approver),
             what,
             why,
@@ -68,7 +68,7 @@ impl Gatekeeper for Gate {
         Box::pin(async move {
             let grant = self.live_grant(id).await.ok_or(Refused::NotFound)?;
             if !grant.approvers.allows(approver.id, &approver.roles) {
-                self.audit().record_or_log(&Event::Refused {
+                self.audit().record_or_hold(&Event::Refused {
                     who: &actor(approver),
                     what: "revoke",
                     why: "not an approver for this grant",

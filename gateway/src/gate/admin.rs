@@ -54,7 +54,7 @@ impl Gate {
     /// its grants revoked. None of it waits on the audit log (it reduces access).
     pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
         let gone = self.identities.remove(name)?;
-        self.audit.record_reducing(&Event::AgentRemoved { name });
+        self.audit.record_or_hold(&Event::AgentRemoved { name });
         for id in self.requests.pending_ids_of(&gone) {
             self.cancel_for_removal(&id);
         }

@@ -66,7 +66,7 @@ impl Gate {
         let mut t = plan(&request)?;
         match record {
             Record::Strict => self.audit.record(&t.event())?,
-            Record::Reducing => self.audit.record_reducing(&t.event()),
+            Record::Reducing => self.audit.record_or_hold(&t.event()),
         }
         let grant = t.grant.take();
         let view = self
@@ -117,7 +117,7 @@ impl Gate {
         let (view, grant) = match result {
             Ok(done) => done,
             Err(GateError::Forbidden(why)) => {
-                self.audit.record_or_log(&Event::Refused {
+                self.audit.record_or_hold(&Event::Refused {
                     who: &by,
                     what: "decide",
                     why: &why,

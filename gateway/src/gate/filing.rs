@@ -217,7 +217,7 @@ impl Gate {
                 Ok(()) => posted_to.push(channel.name().to_owned()),
                 Err(e) => {
                     tracing::warn!(request = %id, "{e}");
-                    self.audit.record_or_log(&Event::PostFailed {
+                    self.audit.record_or_hold(&Event::PostFailed {
                         request: &id,
                         channel: channel.name(),
                         why: &e.message,

@@ -216,7 +216,7 @@ impl Gate {
             .policy
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
-        self.audit.record_or_log(&Event::PolicyReloaded { rules });
+        self.audit.record_or_hold(&Event::PolicyReloaded { rules });
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Caller> {
@@ -236,7 +236,7 @@ impl Gate {
     /// The last line of a run.
     pub fn audit_stopped(&self) {
         self.auth_failures.flush(&self.audit, true);
-        self.audit.record_or_log(&Event::DaemonStopped);
+        self.audit.record_or_hold(&Event::DaemonStopped);
     }
 
     /// A request as it stands.

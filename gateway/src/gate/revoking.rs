@@ -62,7 +62,7 @@ impl Gate {
             // below is final, and once this returns nothing is released under the grant.
             g.close().await;
             // Revocation reduces access: a full or failing disk must not stop it.
-            self.audit.record_reducing(&Event::GrantEnded {
+            self.audit.record_or_hold(&Event::GrantEnded {
                 grant: &g.id,
                 agent: &g.agent.name,
                 cause: GrantEnd::Revoked.as_str(),
@@ -95,7 +95,7 @@ impl Gate {
                     self.grants.purge();
                 }
                 Some(Ended { grant }) = ended.recv() => {
-                    self.audit.record_or_log(&Event::GrantEnded {
+                    self.audit.record_or_hold(&Event::GrantEnded {
                         grant: &grant.id,
                         agent: &grant.agent.name,
                         cause: GrantEnd::Expired.as_str(),
