@@ -4,31 +4,19 @@
 //! advisory lock file around read-modify-write, so two processes cannot interleave.
 
 use std::fmt::Write as _;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
-/// Creates `dir` (and missing parents) with mode 0700. An existing directory is left as it
-/// is, with a warning when others may read it.
+/// Creates `dir` (and missing parents) private to this user, as every other directory of
+/// the daemon's is made ([`crate::fsutil::ensure_private_dir`]): mode 0700, and refused
+/// when another user owns it.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), StoreError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| StoreError::io("create the directory", dir, e))?;
-    match fs::metadata(dir) {
-        Ok(m) if m.permissions().mode() & 0o077 != 0 => tracing::warn!(
-            dir = %dir.display(),
-            mode = format_args!("{:o}", m.permissions().mode() & 0o777),
-            "the secret store's directory is open to other users; `chmod 700` it"
-        ),
-        Ok(_) => {}
-        Err(e) => return Err(StoreError::io("inspect", dir, e)),
-    }
-    Ok(())
+    crate::fsutil::ensure_private_dir(dir)
+        .map_err(|e| StoreError::io("create the directory", dir, e))
 }
 
 /// An exclusive advisory lock (flock) on a lock file, released on drop. The lock file is
@@ -149,6 +137,8 @@ pub(crate) fn remove_stale_temps(path: &Path) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[test]
