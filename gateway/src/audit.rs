@@ -34,6 +34,17 @@ pub struct Actor {
     pub via: &'static str,
 }
 
+impl Actor {
+    /// A decider as the log names them: `operator` from the terminal, or a person by their
+    /// label on their channel.
+    pub fn of(decider: &keygate_proto::approval::Decider) -> Self {
+        Self {
+            who: decider.label(),
+            via: decider.via(),
+        }
+    }
+}
+
 /// Everything the log records.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

@@ -11,10 +11,7 @@ use crate::audit::{Actor, Event};
 use crate::gate::{Gate, GateError, Selector};
 
 fn actor(approver: &Approver) -> Actor {
-    Actor {
-        who: approver.label(),
-        via: approver.channel,
-    }
+    Actor::of(&Decider::Person(approver.clone()))
 }
 
 fn refused(e: GateError) -> Refused {

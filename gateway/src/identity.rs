@@ -23,6 +23,21 @@ pub enum Caller {
     Agent(Agent),
 }
 
+impl Caller {
+    /// The agent, or `None` for the operator (who sees everything).
+    pub fn agent(&self) -> Option<&Agent> {
+        match self {
+            Self::Operator => None,
+            Self::Agent(a) => Some(a),
+        }
+    }
+
+    /// Whether something that belongs to `owner` is this caller's to see.
+    pub fn sees(&self, owner: &Agent) -> bool {
+        self.agent().is_none_or(|a| a == owner)
+    }
+}
+
 /// An agent as the daemon knows it: its name, and which registration of that name. A
 /// name removed and added again is another agent: the requests and grants of the old one
 /// never pass to it.

@@ -330,6 +330,13 @@ struct Entry {
     deciding: Arc<Mutex<()>>,
 }
 
+impl Entry {
+    fn pending_for(&self, agent: Option<&Agent>) -> bool {
+        self.request.status() == RequestStatus::Pending
+            && agent.is_none_or(|a| &self.request.agent == a)
+    }
+}
+
 /// The request table.
 #[derive(Default)]
 pub struct Requests {
@@ -411,20 +418,16 @@ impl Requests {
     pub fn pending_ids_of(&self, agent: &Agent) -> Vec<RequestId> {
         self.lock()
             .values()
-            .filter(|e| e.request.status() == RequestStatus::Pending && &e.request.agent == agent)
+            .filter(|e| e.pending_for(Some(agent)))
             .map(|e| e.request.id.clone())
             .collect()
     }
 
-    /// Pending requests of one agent.
-    pub fn pending_of(&self, agent: &Agent) -> usize {
-        self.pending_ids_of(agent).len()
-    }
-
-    pub fn pending(&self) -> usize {
+    /// Pending requests of one agent (`None`: of every agent).
+    pub fn pending_of(&self, agent: Option<&Agent>) -> usize {
         self.lock()
             .values()
-            .filter(|e| e.request.status() == RequestStatus::Pending)
+            .filter(|e| e.pending_for(agent))
             .count()
     }
 
@@ -641,11 +644,11 @@ mod tests {
         let id = r.id.clone();
         let agent = r.agent.clone();
         table.insert(r);
-        assert_eq!(table.pending_of(&agent), 1);
+        assert_eq!(table.pending_of(Some(&agent)), 1);
         let t = table.get(&id).unwrap().expire().unwrap();
         let view = table.apply(t).unwrap();
         assert_eq!(view.status, RequestStatus::Expired);
-        assert_eq!(table.pending_of(&agent), 0);
+        assert_eq!(table.pending_of(Some(&agent)), 0);
         table.purge();
         assert!(table.get(&id).is_some(), "finished requests stay an hour");
     }

@@ -69,11 +69,8 @@ impl Gate {
     /// The daemon's state as `caller` may see it: an agent sees its own requests and
     /// grants, and nothing daemon-wide.
     pub fn status(&self, caller: &Caller) -> Status {
-        let operator = matches!(caller, Caller::Operator);
-        let pending_requests = match caller {
-            Caller::Operator => self.requests.pending(),
-            Caller::Agent(a) => self.requests.pending_of(a),
-        };
+        let operator = caller.agent().is_none();
+        let pending_requests = self.requests.pending_of(caller.agent());
         let channels: Vec<ChannelStatus> = self
             .channels()
             .iter()

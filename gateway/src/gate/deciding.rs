@@ -91,10 +91,7 @@ impl Gate {
         verdict: Verdict,
         decider: &Decider,
     ) -> Result<Outcome, GateError> {
-        let by = Actor {
-            who: decider.label(),
-            via: decider.via(),
-        };
+        let by = Actor::of(decider);
         let result = self.transition(id, Record::Strict, |r| {
             if r.status().is_final() {
                 return Err(Refusal::AlreadyDecided(r.status()).into());

@@ -83,7 +83,7 @@ fn asked(agent: &Agent, body: FileRequest) -> Result<(Asked, Option<Duration>), 
 
 impl Gate {
     fn check_rate(&self, agent: &Agent) -> Result<(), GateError> {
-        if self.requests.pending_of(agent) >= self.limits.pending_per_agent as usize {
+        if self.requests.pending_of(Some(agent)) >= self.limits.pending_per_agent as usize {
             return Err(GateError::RateLimited(
                 format!(
                     "agent `{agent}` already has {} pending requests; wait for a decision or cancel one",

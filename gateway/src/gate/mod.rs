@@ -144,10 +144,7 @@ pub(crate) fn cut(text: &str, max: usize) -> String {
 }
 
 fn visible_to(request: &Request, caller: &Caller) -> bool {
-    match caller {
-        Caller::Operator => true,
-        Caller::Agent(a) => &request.agent == a,
-    }
+    caller.sees(&request.agent)
 }
 
 impl Gate {
@@ -272,12 +269,14 @@ impl Gate {
         since: u64,
         wait: Duration,
     ) -> Result<GrantWatch, GateError> {
-        let agent = match caller {
-            Caller::Operator => None,
-            Caller::Agent(a) => Some(a),
-        };
         self.grants
-            .watch(id, agent, since, wait, self.shutting_down.subscribe())
+            .watch(
+                id,
+                caller.agent(),
+                since,
+                wait,
+                self.shutting_down.subscribe(),
+            )
             .await
             .map_err(|e| match e {
                 WatchError::NotFound => GateError::NotFound("grant"),

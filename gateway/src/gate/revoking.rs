@@ -34,10 +34,7 @@ impl Gate {
         self.grants
             .list()
             .iter()
-            .filter(|g| match caller {
-                Caller::Operator => true,
-                Caller::Agent(a) => &g.agent == a,
-            })
+            .filter(|g| caller.sees(&g.agent))
             .map(|g| g.view())
             .collect()
     }
