@@ -136,6 +136,9 @@ pub enum Refusal {
 pub struct Transition {
     pub request: RequestId,
     pub next: State,
+    /// Who made this change (the daemon for an expiry): an approval towards the quorum
+    /// is logged under them, even when they had approved before.
+    cause: Actor,
     quorum: u32,
     /// The grant an approval makes; it goes live once the transition is applied.
     pub grant: Option<Arc<Grant>>,
@@ -148,7 +151,7 @@ impl Transition {
         match &self.next {
             State::Pending { approvals } => Event::RequestApproval {
                 request,
-                by: approvals.last().map_or(&DAEMON, |a| &a.by),
+                by: &self.cause,
                 approvals: approvals.len(),
                 quorum: self.quorum,
             },
@@ -173,11 +176,6 @@ impl Transition {
         }
     }
 }
-
-static DAEMON: Actor = Actor {
-    who: String::new(),
-    via: "daemon",
-};
 
 impl Request {
     /// A new pending request, as the policy evaluated it.
@@ -216,10 +214,11 @@ impl Request {
         }
     }
 
-    fn to(&self, next: State) -> Transition {
+    fn to(&self, next: State, cause: Actor) -> Transition {
         Transition {
             request: self.id.clone(),
             next,
+            cause,
             quorum: self.quorum,
             grant: None,
         }
@@ -239,45 +238,61 @@ impl Request {
             approvals.push(Approval { id, by: by.clone() });
         }
         if (approvals.len() as u64) < u64::from(self.quorum) {
-            return Ok(self.to(State::Pending { approvals }));
+            return Ok(self.to(State::Pending { approvals }, by));
         }
         let ttl = ttl.map_or(self.ttl, |t| t.min(self.ttl));
         let labels = approvals.iter().map(|a| a.by.who.clone()).collect();
         let grant = Arc::new(Grant::for_request(self, ttl, labels));
-        let mut t = self.to(State::Approved {
+        let mut t = self.to(
+            State::Approved {
+                by: by.clone(),
+                at: SystemTime::now(),
+                approvals,
+                ttl,
+                grant: grant.reference(),
+            },
             by,
-            at: SystemTime::now(),
-            approvals,
-            ttl,
-            grant: grant.reference(),
-        });
+        );
         t.grant = Some(grant);
         Ok(t)
     }
 
     pub fn deny(&self, by: Actor, reason: String) -> Result<Transition, Refusal> {
         self.pending_approvals()?;
-        Ok(self.to(State::Denied {
+        Ok(self.to(
+            State::Denied {
+                by: by.clone(),
+                at: SystemTime::now(),
+                reason,
+            },
             by,
-            at: SystemTime::now(),
-            reason,
-        }))
+        ))
     }
 
     pub fn expire(&self) -> Result<Transition, Refusal> {
         self.pending_approvals()?;
-        Ok(self.to(State::Expired {
-            at: SystemTime::now(),
-        }))
+        let clock = Actor {
+            who: "daemon".into(),
+            via: "daemon",
+        };
+        Ok(self.to(
+            State::Expired {
+                at: SystemTime::now(),
+            },
+            clock,
+        ))
     }
 
     pub fn cancel(&self, by: Actor, why: &str) -> Result<Transition, Refusal> {
         self.pending_approvals()?;
-        Ok(self.to(State::Cancelled {
+        Ok(self.to(
+            State::Cancelled {
+                by: by.clone(),
+                at: SystemTime::now(),
+                why: why.to_owned(),
+            },
             by,
-            at: SystemTime::now(),
-            why: why.to_owned(),
-        }))
+        ))
     }
 
     pub fn view(&self) -> RequestView {
@@ -540,6 +555,21 @@ mod tests {
         applied(&mut r, t);
         assert_eq!(r.status(), RequestStatus::Approved);
         assert_eq!(r.view().grant.unwrap().id, grant.id);
+    }
+
+    #[test]
+    fn a_repeated_approval_is_logged_under_who_pressed() {
+        let mut r = request(3);
+        for (id, who) in [(1, "@a (1)"), (2, "@b (2)")] {
+            let t = r.approve(user(id), actor(who), None).unwrap();
+            applied(&mut r, t);
+        }
+        let t = r.approve(user(1), actor("@a (1)"), None).unwrap();
+        assert!(
+            matches!(t.event(), Event::RequestApproval { by, approvals: 2, .. } if by.who == "@a (1)"),
+            "{:?}",
+            t.event()
+        );
     }
 
     #[test]
