@@ -152,31 +152,31 @@ impl Gate {
         Ok(view)
     }
 
-    /// A removed agent's pending request ends with it.
-    pub(super) fn cancel_for_removal(&self, id: &RequestId) {
-        let by = actor("operator", "terminal");
-        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| {
-            Ok(r.cancel(by, "cancelled: the agent was removed")?)
-        }) {
+    /// Ends a request the daemon settles itself (it reduces access, so the audit log
+    /// never stops it); one already settled is left as it is.
+    fn end(&self, id: &RequestId, plan: impl FnOnce(&Request) -> Result<Transition, Refusal>) {
+        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| Ok(plan(r)?)) {
             self.changed(id, view);
         }
     }
 
+    /// A removed agent's pending request ends with it.
+    pub(super) fn cancel_for_removal(&self, id: &RequestId) {
+        let by = actor("operator", "terminal");
+        self.end(id, |r| r.cancel(by, "cancelled: the agent was removed"));
+    }
+
     /// A request's timeout passed with no decision.
     pub(super) fn expire(&self, id: &RequestId) {
-        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| Ok(r.expire()?)) {
-            self.changed(id, view);
-        }
+        self.end(id, Request::expire);
     }
 
     /// No approval channel could show the request: nobody can decide it, so it is denied.
     pub(super) fn refuse_unseen(&self, id: &RequestId) {
         let by = actor("daemon", "daemon");
-        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| {
-            Ok(r.deny(by, "no approval channel could show it".into())?)
-        }) {
-            self.changed(id, view);
-        }
+        self.end(id, |r| {
+            r.deny(by, "no approval channel could show it".into())
+        });
     }
 
     /// The request, after waiting up to `wait` for it to leave `pending`.
