@@ -11,18 +11,16 @@ use keygate_tests::{Daemon, POLICY, finish};
 fn session_bus() -> Option<String> {
     let enabled = std::env::var("KEYGATE_TEST_SECRET_SERVICE").as_deref() == Ok("1");
     let bus = std::env::var("DBUS_SESSION_BUS_ADDRESS").ok();
-    match (enabled, bus) {
-        (true, Some(bus)) => Some(bus),
-        _ => {
-            assert!(
-                std::env::var("KEYGATE_REQUIRE_SECRET_SERVICE").as_deref() != Ok("1"),
-                "KEYGATE_REQUIRE_SECRET_SERVICE=1 but there is no Secret Service session \
-                 (KEYGATE_TEST_SECRET_SERVICE=1 and DBUS_SESSION_BUS_ADDRESS): run scripts/test"
-            );
-            println!("SKIPPED: no Secret Service here; scripts/test runs this inside one");
-            None
-        }
+    if let (true, Some(bus)) = (enabled, bus) {
+        return Some(bus);
     }
+    assert!(
+        std::env::var("KEYGATE_REQUIRE_SECRET_SERVICE").as_deref() != Ok("1"),
+        "KEYGATE_REQUIRE_SECRET_SERVICE=1 but there is no Secret Service session \
+         (KEYGATE_TEST_SECRET_SERVICE=1 and DBUS_SESSION_BUS_ADDRESS): run scripts/test"
+    );
+    println!("SKIPPED: no Secret Service here; scripts/test runs this inside one");
+    None
 }
 
 /// A secret name no other run shares: the keychain outlives the test's temporary tree.
@@ -35,9 +33,9 @@ fn unique(prefix: &str) -> String {
 
 #[test]
 fn the_daemon_keeps_secrets_in_the_keychain_and_releases_them_after_approval() {
+    const VALUE: &str = "ghp_keychain_value_41c7";
     let Some(bus) = session_bus() else { return };
     let name = unique("github/token");
-    const VALUE: &str = "ghp_keychain_value_41c7";
     let mut d = Daemon::start_with(
         POLICY,
         &[
