@@ -209,12 +209,36 @@ pub fn query_duration(q: Option<&str>, key: &str) -> Result<Option<Duration>, Ap
         .transpose()
 }
 
+/// The longest single long-poll; clients poll again to wait longer.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A long-poll's `wait`: absent or zero answers at once, anything over [`MAX_WAIT`] is cut
+/// to it, a bad duration is a 400.
+pub fn long_poll_wait(q: Option<&str>) -> Result<Duration, ApiError> {
+    Ok(query_duration(q, "wait")?.unwrap_or_default().min(MAX_WAIT))
+}
+
 #[cfg(test)]
 mod tests {
     use super::json_error;
     use keygate_proto::api::FileRequest;
 
     const MARK: &str = "hunter2";
+
+    #[test]
+    fn a_long_poll_waits_at_most_a_minute() {
+        use super::{MAX_WAIT, long_poll_wait};
+        use std::time::Duration;
+        let wait = |q| long_poll_wait(Some(q)).map_err(|_| ());
+        assert_eq!(MAX_WAIT, Duration::from_secs(60));
+        assert_eq!(long_poll_wait(None).ok(), Some(Duration::ZERO));
+        assert_eq!(wait("wait=0s"), Ok(Duration::ZERO));
+        assert_eq!(wait("wait=30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(wait("wait=60s"), Ok(MAX_WAIT));
+        assert_eq!(wait("wait=1h"), Ok(MAX_WAIT));
+        assert_eq!(wait("since=3&wait=61s"), Ok(MAX_WAIT));
+        assert!(wait("wait=soon").is_err());
+    }
 
     fn message_for<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: &str) -> String {
         let e = serde_json::from_str::<T>(body).expect_err(body);

@@ -8,7 +8,7 @@ use keygate_proto::GrantId;
 use keygate_proto::api::{RevokeBody, Revoked};
 
 use super::Reply;
-use crate::api::body::{json, query, query_duration, reply};
+use crate::api::body::{json, long_poll_wait, query, reply};
 use crate::api::error::ApiError;
 use crate::api::{Ctx, auth};
 use crate::audit::Actor;
@@ -30,9 +30,7 @@ pub async fn watch(gate: &Ctx, caller: &Caller, raw: &str, q: Option<&str>) -> R
             .map_err(|_| ApiError::bad_request("`since` must be a whole number"))?,
         None => 0,
     };
-    let wait = query_duration(q, "wait")?
-        .unwrap_or_default()
-        .min(super::requests::MAX_WAIT);
+    let wait = long_poll_wait(q)?;
     let watch = gate.watch_grant(&id, caller, since, wait).await?;
     Ok(reply(StatusCode::OK, &watch))
 }

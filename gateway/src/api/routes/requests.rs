@@ -1,7 +1,5 @@
 //! `/v1/requests`: agents file and watch requests; the operator decides from the terminal.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -10,15 +8,12 @@ use keygate_proto::RequestId;
 use keygate_proto::api::{ApproveBody, DenyBody, FileRequest};
 
 use super::Reply;
-use crate::api::body::{json, query_duration, reply};
+use crate::api::body::{json, long_poll_wait, reply};
 use crate::api::error::ApiError;
 use crate::api::{Ctx, auth};
 use crate::gate::{Outcome, Verdict};
 use crate::identity::Caller;
 use keygate_proto::approval::Decider;
-
-/// The longest single long-poll; clients poll again to wait longer.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
 fn id(raw: &str) -> Result<RequestId, ApiError> {
     RequestId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -40,7 +35,7 @@ pub fn list(gate: &Ctx, caller: &Caller) -> Response<Full<Bytes>> {
 /// `GET /v1/requests/{id}?wait=DURATION`: long-polled.
 pub async fn get(gate: &Ctx, caller: &Caller, raw: &str, q: Option<&str>) -> Reply {
     let id = id(raw)?;
-    let wait = query_duration(q, "wait")?.unwrap_or_default().min(MAX_WAIT);
+    let wait = long_poll_wait(q)?;
     let view = gate.wait(&id, caller, wait).await?;
     Ok(reply(StatusCode::OK, &view))
 }
