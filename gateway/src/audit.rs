@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use keygate_proto::{AgentName, GrantId, RequestId, SecretName, api::AuditVerify};
+use keygate_proto::{AgentName, GrantId, RequestId, SecretName, Timestamp, api::AuditVerify};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -360,7 +360,7 @@ impl AuditLog {
                 held: head.held_total,
                 lost: head.lost,
             };
-            let ts = keygate_proto::duration::rfc3339(SystemTime::now());
+            let ts = Timestamp::now().to_string();
             self.append(head, &ts, &resumed)?;
             head.held_total = 0;
             head.lost = 0;
@@ -385,7 +385,7 @@ impl AuditLog {
     /// that cannot be appended is held when `hold`.
     fn append_event(&self, event: &Event<'_>, hold: bool) -> Result<u64, AuditError> {
         let mut head = self.lock();
-        let ts = keygate_proto::duration::rfc3339(SystemTime::now());
+        let ts = Timestamp::now().to_string();
         let result = self
             .recover(&mut head)
             .and_then(|()| self.append(&mut head, &ts, event));
@@ -485,8 +485,8 @@ impl AuditLog {
                 Some(t) => v
                     .get("ts")
                     .and_then(serde_json::Value::as_str)
-                    .and_then(keygate_proto::duration::parse_rfc3339)
-                    .is_some_and(|ts| ts >= t),
+                    .and_then(|ts| Timestamp::parse(ts).ok())
+                    .is_some_and(|ts| ts.system_time() >= t),
             };
             if recent {
                 out.push(v);

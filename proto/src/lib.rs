@@ -15,7 +15,9 @@ pub mod names;
 pub mod net;
 pub mod paths;
 pub mod secret;
+pub mod time;
 
 pub use ids::{GrantId, IdError, RequestId, RoleId, UserId};
 pub use names::{AgentName, NameError, SecretName};
 pub use secret::SecretValue;
+pub use time::Timestamp;
