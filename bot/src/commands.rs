@@ -70,13 +70,7 @@ pub(crate) async fn handle(c: &Client, gk: &dyn Gatekeeper, i: &Interaction, dat
                             .iter()
                             .map(keygate_proto::SecretName::as_str)
                             .collect();
-                        let ends = humantime::parse_rfc3339_weak(&g.expires_at)
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map_or_else(
-                                || g.expires_at.clone(),
-                                |s| format!("<t:{}:R>", s.as_secs()),
-                            );
+                        let ends = crate::render::discord_time(g.expires_at, 'R');
                         format!(
                             "`{}` **{}** → {} (ends {ends}, {} reads)",
                             g.id,

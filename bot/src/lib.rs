@@ -18,7 +18,7 @@
 //! connection    the gateway shard and its state           → interactions
 //! interactions  where each interaction goes               → press commands reply messages client
 //! press         button presses                            → approver reply messages render buttons escape client
-//! commands      /keygate grants, /keygate revoke          → approver reply escape client
+//! commands      /keygate grants, /keygate revoke          → approver reply render escape client
 //! approver      who is behind an interaction              → client
 //! reply         answering an interaction                  → escape client
 //! messages      which message shows which request         → render

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use keygate_proto::Timestamp;
 use keygate_proto::api::{RequestStatus, RequestView};
 use twilight_model::channel::message::Embed;
 use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
@@ -32,14 +33,8 @@ pub struct Rendered {
 }
 
 /// `2026-01-01T00:00:00Z` → `<t:1767225600:R>` (Discord shows it in the reader's zone).
-fn discord_time(rfc3339: &str, style: char) -> String {
-    humantime::parse_rfc3339_weak(rfc3339)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or_else(
-            || inert(rfc3339, 40),
-            |d| format!("<t:{}:{style}>", d.as_secs()),
-        )
+pub(crate) fn discord_time(t: Timestamp, style: char) -> String {
+    format!("<t:{}:{style}>", t.unix_seconds())
 }
 
 fn human(d: Duration) -> String {
@@ -185,7 +180,7 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
         add("Rule", inert(rule, RULE_SHOWN), true);
     }
     if view.status == RequestStatus::Pending {
-        add("Expires", discord_time(&view.expires_at, 'R'), true);
+        add("Expires", discord_time(view.expires_at, 'R'), true);
         if view.quorum > 1 {
             let so_far = if view.approvals.is_empty() {
                 "none yet".to_owned()
@@ -212,7 +207,7 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
         if view.status != RequestStatus::Expired {
             add(label, inert(&who, PEOPLE_SHOWN), true);
         }
-        if let Some(at) = &view.decided_at {
+        if let Some(at) = view.decided_at {
             add("When", discord_time(at, 'f'), true);
         }
         if let Some(grant) = &view.grant {
@@ -224,7 +219,7 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
             let when = if ended == Some(&GrantEnd::Revoked) {
                 "now".to_owned()
             } else {
-                discord_time(&grant.expires_at, 'R')
+                discord_time(grant.expires_at, 'R')
             };
             add(name, when, true);
         }
@@ -330,24 +325,25 @@ mod tests {
 
     fn view(secrets: Vec<SecretName>, status: RequestStatus, text: &str) -> RequestView {
         let long = |n: usize| text.chars().cycle().take(n).collect::<String>();
+        let at = |s: &str| Timestamp::parse(s).unwrap();
         RequestView {
             id: RequestId::random(),
             agent: AgentName::new(format!("a{}", "_".repeat(63))).unwrap(),
             secrets,
             reason: long(1000),
             status,
-            created_at: "2026-01-01T00:00:00Z".into(),
-            expires_at: "2026-01-01T00:05:00Z".into(),
+            created_at: at("2026-01-01T00:00:00Z"),
+            expires_at: at("2026-01-01T00:05:00Z"),
             ttl_seconds: 366 * 24 * 3600,
             quorum: 40,
             approvals: vec![long(100); 40],
             decided_by: Some(long(500)),
             decided_via: Some("discord".into()),
-            decided_at: Some("2026-01-01T00:01:00Z".into()),
+            decided_at: Some(at("2026-01-01T00:01:00Z")),
             message: Some(long(1000)),
             grant: Some(GrantRef {
                 id: GrantId::random(),
-                expires_at: "2026-01-01T00:20:00Z".into(),
+                expires_at: at("2026-01-01T00:20:00Z"),
             }),
             rule: Some(long(1000)),
             posted_to: vec!["discord".into()],

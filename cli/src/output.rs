@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use keygate_proto::Timestamp;
 use serde::Serialize;
 
 /// Prints a JSON array (or object) on stdout.
@@ -43,12 +44,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 /// `2026-01-01T10:00:00Z` → `in 14m` / `3m ago`, for people.
-pub fn relative(rfc3339: &str) -> String {
-    let Some(t) = keygate_proto::duration::parse_rfc3339(rfc3339) else {
-        return rfc3339.to_owned();
-    };
+pub fn relative(t: Timestamp) -> String {
     let now = SystemTime::now();
-    match t.duration_since(now) {
+    match t.system_time().duration_since(now) {
         Ok(d) => format!("in {}", short(d)),
         Err(e) => format!("{} ago", short(e.duration())),
     }

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use keygate_proto::{AgentName, GrantId, RequestId, SecretName, api::AuditVerify};
+use keygate_proto::{AgentName, GrantId, RequestId, SecretName, Timestamp, api::AuditVerify};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -157,7 +157,7 @@ pub enum Event<'a> {
 #[derive(Serialize)]
 struct Line<'a, E: Serialize> {
     seq: u64,
-    ts: &'a str,
+    ts: Timestamp,
     #[serde(flatten)]
     event: &'a E,
     prev: &'a str,
@@ -166,7 +166,7 @@ struct Line<'a, E: Serialize> {
 /// A line that could not be written yet: its time and event, kept in order.
 #[derive(Debug)]
 struct Held {
-    ts: String,
+    ts: Timestamp,
     event: serde_json::Value,
 }
 
@@ -360,8 +360,7 @@ impl AuditLog {
                 held: head.held_total,
                 lost: head.lost,
             };
-            let ts = keygate_proto::duration::rfc3339(SystemTime::now());
-            self.append(head, &ts, &resumed)?;
+            self.append(head, Timestamp::now(), &resumed)?;
             head.held_total = 0;
             head.lost = 0;
             self.failing.store(false, Ordering::Release);
@@ -385,10 +384,10 @@ impl AuditLog {
     /// that cannot be appended is held when `hold`.
     fn append_event(&self, event: &Event<'_>, hold: bool) -> Result<u64, AuditError> {
         let mut head = self.lock();
-        let ts = keygate_proto::duration::rfc3339(SystemTime::now());
+        let ts = Timestamp::now();
         let result = self
             .recover(&mut head)
-            .and_then(|()| self.append(&mut head, &ts, event));
+            .and_then(|()| self.append(&mut head, ts, event));
         if let Err(e) = result {
             if hold {
                 if head.held.len() < MAX_HELD {
@@ -410,8 +409,8 @@ impl AuditLog {
     /// Writes the held lines, oldest first.
     fn flush_held(&self, head: &mut Head) -> Result<(), AuditError> {
         while let Some(h) = head.held.front() {
-            let (ts, event) = (h.ts.clone(), h.event.clone());
-            self.append(head, &ts, &event)?;
+            let (ts, event) = (h.ts, h.event.clone());
+            self.append(head, ts, &event)?;
             head.held.pop_front();
             head.held_total += 1;
         }
@@ -421,7 +420,12 @@ impl AuditLog {
     /// Appends one line (not synced: see [`AuditLog::sync_through`]). On failure the file
     /// is cut back to its last whole line, so a torn write (a full disk) never breaks the
     /// chain.
-    fn append<E: Serialize>(&self, head: &mut Head, ts: &str, event: &E) -> Result<(), AuditError> {
+    fn append<E: Serialize>(
+        &self,
+        head: &mut Head,
+        ts: Timestamp,
+        event: &E,
+    ) -> Result<(), AuditError> {
         let line = Line {
             seq: head.seq + 1,
             ts,
@@ -485,8 +489,8 @@ impl AuditLog {
                 Some(t) => v
                     .get("ts")
                     .and_then(serde_json::Value::as_str)
-                    .and_then(keygate_proto::duration::parse_rfc3339)
-                    .is_some_and(|ts| ts >= t),
+                    .and_then(|ts| Timestamp::parse(ts).ok())
+                    .is_some_and(|ts| ts.system_time() >= t),
             };
             if recent {
                 out.push(v);
@@ -649,5 +653,24 @@ mod tests {
         let v = log.verify().unwrap();
         assert!(v.ok, "{v:?}");
         assert_eq!(v.lines, 2);
+    }
+
+    /// A line's `ts` is RFC 3339 in UTC, whole seconds (`2026-01-01T00:05:00Z`), and
+    /// `read_since` finds it by that time.
+    #[test]
+    fn a_line_is_stamped_in_rfc3339_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let before = Timestamp::now();
+        log.record(&Event::StoreLocked).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let ts = line["ts"].as_str().unwrap();
+        assert_eq!(ts.len(), "2026-01-01T00:05:00Z".len(), "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert!(Timestamp::parse(ts).unwrap() >= before);
+        let since = log.read_since(Some(before.system_time())).unwrap();
+        assert_eq!(since.len(), 1);
     }
 }

@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use keygate_proto::AgentName;
+use keygate_proto::{AgentName, Timestamp};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -73,7 +72,7 @@ pub enum IdentityError {
 struct AgentRecord {
     name: AgentName,
     token_sha256: String,
-    created_at: String,
+    created_at: Timestamp,
     /// Absent in files written before serials existed: taken from the token's hash then.
     #[serde(default)]
     serial: Option<u64>,
@@ -83,7 +82,7 @@ struct AgentRecord {
 #[derive(Debug, Clone)]
 struct Registered {
     token: Hash,
-    created_at: String,
+    created_at: Timestamp,
     serial: u64,
 }
 
@@ -211,7 +210,7 @@ impl Identities {
             name.clone(),
             Registered {
                 token: hash(token.expose_secret()),
-                created_at: keygate_proto::duration::rfc3339(SystemTime::now()),
+                created_at: Timestamp::now(),
                 serial: u64::from_le_bytes(serial),
             },
         );
@@ -249,12 +248,12 @@ impl Identities {
     }
 
     /// Agents and when they were added.
-    pub fn list(&self) -> Vec<(AgentName, String)> {
+    pub fn list(&self) -> Vec<(AgentName, Timestamp)> {
         self.agents
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(n, r)| (n.clone(), r.created_at.clone()))
+            .map(|(n, r)| (n.clone(), r.created_at))
             .collect()
     }
 
@@ -265,7 +264,7 @@ impl Identities {
                 .map(|(name, r)| AgentRecord {
                     name: name.clone(),
                     token_sha256: hex::encode(r.token),
-                    created_at: r.created_at.clone(),
+                    created_at: r.created_at,
                     serial: Some(r.serial),
                 })
                 .collect(),

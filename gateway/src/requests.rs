@@ -17,8 +17,7 @@ use std::time::{Duration, SystemTime};
 use keygate_policies::{Approvers, Evaluation};
 use keygate_proto::api::{GrantRef, RequestStatus, RequestView};
 use keygate_proto::approval::DeciderId;
-use keygate_proto::duration::rfc3339;
-use keygate_proto::{RequestId, SecretName};
+use keygate_proto::{RequestId, SecretName, Timestamp};
 use tokio::sync::watch;
 
 use crate::audit::{Actor, Event};
@@ -320,14 +319,14 @@ impl Request {
             secrets: self.secrets.clone(),
             reason: self.reason.clone(),
             status: self.status(),
-            created_at: rfc3339(self.created_at),
-            expires_at: rfc3339(self.expires_at),
+            created_at: Timestamp::from(self.created_at),
+            expires_at: Timestamp::from(self.expires_at),
             ttl_seconds: ttl.as_secs(),
             quorum: self.quorum,
             approvals: approvals.iter().map(|a| a.by.who.clone()).collect(),
             decided_by: decided.and_then(|(by, _)| by.map(|a| a.who.clone())),
             decided_via: decided.and_then(|(by, _)| by.map(|a| a.via.to_owned())),
-            decided_at: decided.map(|(_, at)| rfc3339(at)),
+            decided_at: decided.map(|(_, at)| Timestamp::from(at)),
             message,
             grant,
             rule: self.rule.clone(),

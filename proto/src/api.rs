@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{AgentName, GrantId, RequestId, SecretName, SecretValue};
+use crate::{AgentName, GrantId, RequestId, SecretName, SecretValue, Timestamp};
 
 /// Every error: `{"error": "<code>", "message": "<one line>"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ impl RequestStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrantRef {
     pub id: GrantId,
-    pub expires_at: String,
+    pub expires_at: Timestamp,
 }
 
 /// A request, as `GET /v1/requests/{id}` and `keygate requests --json` show it.
@@ -137,9 +137,9 @@ pub struct RequestView {
     pub secrets: Vec<SecretName>,
     pub reason: String,
     pub status: RequestStatus,
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// When a pending request stops waiting for a decision.
-    pub expires_at: String,
+    pub expires_at: Timestamp,
     /// The TTL the grant will have (or has), in seconds.
     pub ttl_seconds: u64,
     pub quorum: u32,
@@ -152,7 +152,7 @@ pub struct RequestView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_via: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<String>,
+    pub decided_at: Option<Timestamp>,
     /// Why it was denied or ended, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -177,8 +177,8 @@ pub struct GrantView {
     pub id: GrantId,
     pub agent: AgentName,
     pub secrets: Vec<SecretName>,
-    pub created_at: String,
-    pub expires_at: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
     pub approved_by: Vec<String>,
     pub reuse: bool,
     pub request: RequestId,
@@ -256,8 +256,8 @@ impl Serialize for SetSecretBody {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretInfo {
     pub name: SecretName,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     pub size: usize,
     pub backend: String,
 }
@@ -288,7 +288,7 @@ impl std::fmt::Debug for NewAgent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentInfo {
     pub name: AgentName,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
 /// `GET /v1/policy/check?agent=&secret=`.
@@ -427,4 +427,46 @@ pub struct GrantWatch {
     /// The grant's secrets whose values changed after `since`.
     #[serde(default)]
     pub changed: Vec<SecretName>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Times in API bodies are the strings `docs/api.md` promises: RFC 3339, UTC, seconds.
+    #[test]
+    fn times_on_the_wire_are_rfc3339_strings() {
+        let at = |s: &str| Timestamp::parse(s).unwrap();
+        let grant = GrantView {
+            id: GrantId::parse("gnt_0123456789abcdefghijkl").unwrap(),
+            agent: AgentName::new("ci").unwrap(),
+            secrets: vec![SecretName::new("db/password").unwrap()],
+            created_at: at("2026-01-01T00:00:00Z"),
+            expires_at: at("2026-01-01T00:20:00Z"),
+            approved_by: vec!["alice".into()],
+            reuse: false,
+            request: RequestId::parse("req_0123456789abcdefghijkl").unwrap(),
+            reads: 0,
+        };
+        let json = serde_json::to_value(&grant).unwrap();
+        assert_eq!(json["created_at"], "2026-01-01T00:00:00Z");
+        assert_eq!(json["expires_at"], "2026-01-01T00:20:00Z");
+        let back: GrantView = serde_json::from_value(json).unwrap();
+        assert_eq!(back.expires_at, grant.expires_at);
+
+        let mut bad = serde_json::to_value(&grant).unwrap();
+        bad["expires_at"] = "tomorrow".into();
+        let err = serde_json::from_value::<GrantView>(bad).unwrap_err();
+        assert!(err.to_string().contains("bad time `tomorrow`"), "{err}");
+
+        let info: SecretInfo = serde_json::from_str(
+            r#"{"name": "a", "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-02T03:04:05Z", "size": 3, "backend": "memory"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&info).unwrap()["updated_at"],
+            "2026-01-02T03:04:05Z"
+        );
+    }
 }

@@ -1,7 +1,7 @@
-//! Durations as people write them (`90s`, `15m`, `1h 30m`), parsed with humantime, and
-//! RFC 3339 timestamps.
+//! Durations as people write them (`90s`, `15m`, `1h 30m`), parsed with humantime. Moments
+//! are [`crate::Timestamp`]s.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
@@ -35,16 +35,6 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// Formats a duration for people: `15m`, `1h 30m`.
 pub fn format(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-}
-
-/// Formats a time as RFC 3339 in UTC with seconds precision.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Parses an RFC 3339 time.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s).ok()
 }
 
 #[cfg(test)]

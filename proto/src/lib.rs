@@ -2,8 +2,8 @@
 //!
 //! Every string that comes from outside becomes one of these types exactly once, at the
 //! edge, and is validated there: [`SecretName`], [`AgentName`], [`RequestId`],
-//! [`GrantId`], [`Ttl`]-like durations via [`duration`]. Secret values travel as
-//! [`SecretValue`], which cannot be printed.
+//! [`GrantId`], [`Ttl`]-like durations via [`duration`], moments as [`Timestamp`]. Secret
+//! values travel as [`SecretValue`], which cannot be printed.
 
 pub mod api;
 pub mod approval;
@@ -15,7 +15,9 @@ pub mod names;
 pub mod net;
 pub mod paths;
 pub mod secret;
+pub mod time;
 
 pub use ids::{GrantId, IdError, RequestId, RoleId, UserId};
 pub use names::{AgentName, NameError, SecretName};
 pub use secret::SecretValue;
+pub use time::Timestamp;

@@ -2,6 +2,8 @@
 //! the real `keygate` CLI pointed at it. Nothing here sleeps for a fixed time: every wait
 //! is a poll with a deadline.
 
+pub mod exec;
+
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

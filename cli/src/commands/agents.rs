@@ -32,7 +32,7 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
     }
     let rows: Vec<Vec<String>> = all
         .iter()
-        .map(|a| vec![a.name.to_string(), relative(&a.created_at)])
+        .map(|a| vec![a.name.to_string(), relative(a.created_at)])
         .collect();
     table(&["NAME", "ADDED"], &rows);
     Ok(())

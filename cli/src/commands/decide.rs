@@ -34,7 +34,7 @@ pub async fn approve(client: &Client, id: RequestId, ttl: Option<Duration>) -> O
             "approved {}: grant {} ends {}",
             view.id,
             g.id,
-            relative(&g.expires_at)
+            relative(g.expires_at)
         ),
         None => eprintln!(
             "approval recorded for {}: {} of {} so far",

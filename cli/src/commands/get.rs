@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use keygate_proto::api::{ErrorCode, FileRequest, Release, RequestStatus, RequestView};
-use keygate_proto::{RequestId, SecretName};
+use keygate_proto::{RequestId, SecretName, Timestamp};
 
 use crate::args::GetArgs;
 use crate::client::{Client, encode_name};
@@ -73,7 +73,7 @@ pub fn announce(view: &RequestView) {
         .map(|g| {
             format!(
                 "; the grant ends {} ({})",
-                relative(&g.expires_at),
+                relative(g.expires_at),
                 g.expires_at
             )
         })
@@ -112,7 +112,7 @@ pub async fn wait(
             eprintln!(
                 "keygate: waiting for approval of {} (posted to {where_}); it expires {}{hint}",
                 view.id,
-                relative(&view.expires_at)
+                relative(view.expires_at)
             );
         }
     }
@@ -138,7 +138,7 @@ pub async fn wait(
         let result = loop {
             tokio::select! {
                 result = &mut request => break result,
-                _ = tick.tick() => spinner.draw(&id, &where_, &view.expires_at),
+                _ = tick.tick() => spinner.draw(&id, &where_, view.expires_at),
                 _ = tokio::signal::ctrl_c() => {
                     spinner.clear();
                     cancel_quietly(client, &id).await;
@@ -193,14 +193,16 @@ impl Spinner {
         Self { on, frame: 0 }
     }
 
-    fn draw(&mut self, id: &RequestId, where_: &str, expires_at: &str) {
+    fn draw(&mut self, id: &RequestId, where_: &str, expires_at: Timestamp) {
         const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
         if !self.on {
             return;
         }
         self.frame = (self.frame + 1) % FRAMES.len();
-        let left = keygate_proto::duration::parse_rfc3339(expires_at)
-            .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        let left = expires_at
+            .system_time()
+            .duration_since(std::time::SystemTime::now())
+            .ok()
             .map_or_else(|| "?".into(), short);
         eprint!(
             "\r\x1b[2K{} waiting for approval of {id} (posted to {where_}), {left} left",

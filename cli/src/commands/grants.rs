@@ -29,7 +29,7 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
                 g.id.to_string(),
                 g.agent.to_string(),
                 secrets.join(","),
-                relative(&g.expires_at),
+                relative(g.expires_at),
                 if g.reuse { "reusable" } else { "single use" }.into(),
                 g.reads.to_string(),
                 g.approved_by.join(","),

@@ -36,7 +36,7 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
                 r.agent.to_string(),
                 secrets.join(","),
                 format!("{}{progress}", r.status.as_str()),
-                relative(&r.created_at),
+                relative(r.created_at),
                 r.reason.clone(),
             ]
         })

@@ -74,7 +74,7 @@ pub async fn list(client: &Client, args: ListArgs) -> Outcome {
         .map(|s| {
             vec![
                 s.name.to_string(),
-                relative(&s.updated_at),
+                relative(s.updated_at),
                 s.backend.clone(),
             ]
         })

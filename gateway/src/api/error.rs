@@ -114,3 +114,86 @@ impl From<GateError> for ApiError {
         Self::new(status, code, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::sync::Arc;
+
+    use keygate_proto::{SecretName, SecretValue};
+
+    use super::*;
+    use crate::store::{Backend, CachedStore, CallError, SecretMeta, SecretStore, StoreError};
+
+    /// A store whose every call panics, as a bug in a backend would.
+    #[derive(Debug)]
+    struct Panics;
+
+    impl SecretStore for Panics {
+        fn backend(&self) -> Backend {
+            Backend::Memory
+        }
+        fn get(&self, _: &SecretName) -> Result<Option<SecretValue>, StoreError> {
+            panic!("the store broke")
+        }
+        fn set(&self, _: &SecretName, _: &SecretValue) -> Result<SecretMeta, StoreError> {
+            panic!("the store broke")
+        }
+        fn remove(&self, _: &SecretName) -> Result<bool, StoreError> {
+            panic!("the store broke")
+        }
+        fn list(&self) -> Result<Vec<SecretMeta>, StoreError> {
+            panic!("the store broke")
+        }
+    }
+
+    /// A panicked store task is an internal store error (500) that keeps the panic as its
+    /// source: never a conflict, never "not found".
+    #[tokio::test]
+    async fn a_panicked_store_task_is_a_500_that_keeps_its_source() {
+        let store = CachedStore::new(Arc::new(Panics));
+        let err = store
+            .get(&SecretName::new("db/password").unwrap())
+            .await
+            .unwrap_err();
+        let CallError::Task(join) = &err else {
+            panic!("not a task failure: {err:?}")
+        };
+        assert!(join.is_panic());
+        assert!(
+            err.source()
+                .is_some_and(<dyn std::error::Error>::is::<tokio::task::JoinError>)
+        );
+
+        let gate = GateError::from(err);
+        assert!(matches!(gate, GateError::StoreTask(_)), "{gate:?}");
+        assert!(
+            gate.source()
+                .is_some_and(<dyn std::error::Error>::is::<tokio::task::JoinError>)
+        );
+
+        let api = ApiError::from(gate);
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.code, ErrorCode::StoreError);
+        assert_eq!(api.message, "the secret store's task failed");
+    }
+
+    /// What the store says keeps its own mapping: locked is 503, a failure 500.
+    #[test]
+    fn store_errors_map_to_their_statuses() {
+        let locked = ApiError::from(GateError::from(CallError::Store(StoreError::Locked)));
+        assert_eq!(locked.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(locked.code, ErrorCode::StoreLocked);
+        let io = StoreError::Io {
+            action: "read",
+            path: "/x".into(),
+            source: std::io::Error::other("disk gone"),
+        };
+        let gate = GateError::from(CallError::Store(io));
+        let source = gate.source().and_then(std::error::Error::source);
+        assert!(source.is_some_and(<dyn std::error::Error>::is::<std::io::Error>));
+        let failed = ApiError::from(gate);
+        assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(failed.code, ErrorCode::StoreError);
+    }
+}

@@ -1,6 +1,7 @@
-//! The HTTP API: hyper 1, HTTP/1.1 and HTTP/2, over the Unix socket (and, later, TLS).
-//! This layer authenticates callers and translates between HTTP and the [`Gate`]; it
-//! makes no decisions of its own. Every route is documented in `docs/api.md`.
+//! The HTTP API: hyper 1, HTTP/1.1 and HTTP/2, over the Unix socket and, for remote
+//! agents, TLS on TCP ([`tls`]). This layer authenticates callers and translates between
+//! HTTP and the [`Gate`]; it makes no decisions of its own. Every route is documented in
+//! `docs/api.md`.
 
 mod auth;
 pub mod body;

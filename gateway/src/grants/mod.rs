@@ -18,8 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use keygate_policies::Approvers;
 use keygate_proto::api::{GrantRef, GrantView};
-use keygate_proto::duration::rfc3339;
-use keygate_proto::{GrantId, RequestId, SecretName};
+use keygate_proto::{GrantId, RequestId, SecretName, Timestamp};
 use moka::notification::RemovalCause;
 
 use keygate_proto::api::{GrantStatus, GrantWatch};
@@ -69,7 +68,7 @@ impl Grant {
         let id = GrantId::random();
         let reference = GrantRef {
             id: id.clone(),
-            expires_at: rfc3339(now + ttl),
+            expires_at: Timestamp::from(now + ttl),
         };
         Self {
             id,
@@ -93,8 +92,7 @@ impl Grant {
         }
     }
 
-    /// The id and end an agent is told with every release: formatted once, at approval,
-    /// so a grant hit formats no time.
+    /// The id and end an agent is told with every release: made once, at approval.
     pub fn reference(&self) -> GrantRef {
         self.reference.clone()
     }
@@ -104,8 +102,8 @@ impl Grant {
             id: self.id.clone(),
             agent: self.agent.name.clone(),
             secrets: self.secrets.clone(),
-            created_at: rfc3339(self.created_at),
-            expires_at: rfc3339(self.expires_at),
+            created_at: Timestamp::from(self.created_at),
+            expires_at: Timestamp::from(self.expires_at),
             approved_by: self.approved_by.clone(),
             reuse: self.reuse,
             request: self.request.clone(),

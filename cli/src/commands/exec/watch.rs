@@ -8,7 +8,7 @@
 //! daemon restart of a few seconds). A daemon that answers but no longer knows the grant
 //! (404, or our token is refused) ends it at once.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use keygate_proto::SecretName;
 use keygate_proto::api::{GrantRef, GrantStatus, GrantWatch};
@@ -45,7 +45,6 @@ pub fn spawn(client: Client, grant: GrantRef, tx: UnboundedSender<Event>) {
 
 async fn watch(client: &Client, grant: &GrantRef, tx: &UnboundedSender<Event>) -> Event {
     let id = &grant.id;
-    let expires_at = keygate_proto::duration::parse_rfc3339(&grant.expires_at);
     let ended = |why: String| Event::Ended { why };
     // The first call learns the current epoch; changes are those after it.
     let mut since = 0u64;
@@ -82,9 +81,7 @@ async fn watch(client: &Client, grant: &GrantRef, tx: &UnboundedSender<Event>) -
             Err(e) => {
                 // Unreachable, restarting, overloaded: wait and ask again, but never past
                 // the grant's own end.
-                let left = expires_at
-                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                    .unwrap_or_default();
+                let left = grant.expires_at.remaining();
                 if left.is_zero() {
                     return ended(format!(
                         "grant {id} expired while the daemon could not be asked ({})",

@@ -2,9 +2,8 @@
 
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use keygate_proto::SecretName;
 use keygate_proto::api::{SecretInfo, SetSecretBody};
-use keygate_proto::duration::rfc3339;
+use keygate_proto::{SecretName, Timestamp};
 
 use super::Reply;
 use crate::api::body::{json, path_segment, reply};
@@ -57,8 +56,8 @@ pub async fn list(gate: &Ctx, caller: &Caller) -> Reply {
 fn info(m: &crate::store::SecretMeta) -> SecretInfo {
     SecretInfo {
         name: m.name.clone(),
-        created_at: rfc3339(m.created_at),
-        updated_at: rfc3339(m.updated_at),
+        created_at: Timestamp::from(m.created_at),
+        updated_at: Timestamp::from(m.updated_at),
         size: m.size,
         backend: m.backend.to_string(),
     }

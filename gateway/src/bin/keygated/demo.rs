@@ -56,7 +56,7 @@ fn shown(text: &str) -> String {
         });
         if let Some((secs, after)) = stamp {
             let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
-            out.push_str(&keygate_proto::duration::rfc3339(t));
+            out.push_str(&keygate_proto::Timestamp::from(t).to_string());
             rest = after;
         } else {
             out.push_str("<t:");
