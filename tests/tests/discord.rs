@@ -290,6 +290,51 @@ fn a_refused_post_leaves_the_request_to_the_terminal() {
     assert_eq!(r.stdout.trim(), VALUE);
 }
 
+/// Discord answering the post with 429 does not lose the request: the bot (twilight's
+/// rate limiter, reading the simulator's `X-RateLimit-*` headers) waits at least
+/// `retry_after`, posts again, and the request is shown in Discord and approved there.
+#[test]
+fn a_rate_limited_post_is_retried_after_retry_after_and_shown() {
+    const RETRY_AFTER: Duration = Duration::from_millis(1500);
+    let w = World::new();
+    w.sim.rate_limit(Some("create_message"), 1, RETRY_AFTER);
+    let (child, msg) = w.ask("github/token", "x");
+    let id = w.d.pending_request();
+    let posts: Vec<_> = w
+        .sim
+        .rest_log()
+        .into_iter()
+        .filter(|c| c.route == Some("create_message"))
+        .collect();
+    assert_eq!(
+        posts.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [429, 200],
+        "{posts:?}"
+    );
+    let waited = posts[1].received_at.duration_since(posts[0].received_at);
+    assert!(
+        waited >= RETRY_AFTER,
+        "the bot came back {waited:?} after a 429 asking for {RETRY_AFTER:?}"
+    );
+    // The gate records where it showed the request once every channel has answered.
+    poll(WAIT, "the request to be shown in Discord", || {
+        w.d.requests()
+            .into_iter()
+            .find(|r| r["id"] == id.as_str())
+            .filter(|r| {
+                r["posted_to"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|c| c == "discord"))
+            })
+    });
+    assert!(!w.d.audit().contains("\"post_failed\""), "{}", w.d.audit());
+    let approve = World::button(&msg, 3);
+    w.press(&msg, &approve, user(OPS));
+    let r = finish(child);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), VALUE);
+}
+
 /// Forged custom ids, presses from another channel, and a member of another rule's group
 /// are refused, each with an ephemeral answer, and change nothing.
 #[test]

@@ -332,3 +332,37 @@ async fn messages_follow_discords_rules_and_every_call_is_logged() {
     assert!(create.raw_body.contains("@everyone"));
     assert!(log.iter().all(|c| c.authorized));
 }
+
+/// A 429 holds a real twilight-http client back for `retry_after`: it reads the
+/// simulator's rate-limit headers (scope `user`, `X-RateLimit-Reset-After`), waits, and
+/// retries by itself until the post goes through. Only the order and a lower bound are
+/// asserted: the client must not come back sooner; how much later depends on the machine.
+#[tokio::test]
+async fn a_rate_limited_post_is_retried_after_retry_after() {
+    const RETRY_AFTER: Duration = Duration::from_millis(600);
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let http = client(&sim, &cfg.bot_token);
+    sim.rate_limit(Some("create_message"), 2, RETRY_AFTER);
+    // A limit on one route leaves the others alone.
+    http.current_user().await.unwrap();
+    let id = post(&sim, &http, &["a"]).await;
+    assert!(sim.message(id.get()).is_some());
+
+    let posts: Vec<_> = sim
+        .rest_log()
+        .into_iter()
+        .filter(|c| c.route == Some("create_message"))
+        .collect();
+    let statuses: Vec<u16> = posts.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+    for pair in posts.windows(2) {
+        let waited = pair[1].received_at.duration_since(pair[0].received_at);
+        assert!(
+            waited >= RETRY_AFTER,
+            "retried {waited:?} after a 429 that asked for {RETRY_AFTER:?}"
+        );
+    }
+    // The refused posts created nothing: one message, from the last call.
+    assert_eq!(sim.messages().len(), 1);
+}
