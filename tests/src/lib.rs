@@ -87,7 +87,7 @@ agents = ["ci-*"]
 secrets = ["short/*"]
 action = "ask"
 approvers = ["ops"]
-ttl = "2s"
+ttl = "5s"
 reuse = true
 
 [[rule]]

@@ -67,7 +67,7 @@ fn an_expired_grant_releases_nothing_and_is_audited() {
     d.secret("short/token", "s");
     let t = d.agent("ci-one");
     assert_eq!(get_approved(&d, &t, "short/token"), "s\n");
-    poll(Duration::from_secs(10), "the grant to expire", || {
+    poll(Duration::from_secs(20), "the grant to expire", || {
         grants(&d).is_empty().then_some(())
     });
     let r = d

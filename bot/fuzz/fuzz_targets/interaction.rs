@@ -1,14 +1,8 @@
-//! An INTERACTION_CREATE payload, a button's custom_id, and requester text: decoded and
-//! escaped without a panic; escaped text never carries a live mention.
+//! Interaction payloads, custom_ids and requester text; the checks live in
+//! `checks/interaction.rs`, shared with the stable test that replays `seeds/interaction/`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/interaction.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = serde_json::from_slice::<twilight_model::application::interaction::Interaction>(data);
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = keygate_bot::buttons::parse(text);
-        let inert = keygate_bot::escape::inert(text, 500);
-        assert!(!inert.contains("@everyone") && !inert.contains("@here") && !inert.contains("<@"));
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::interaction(data));

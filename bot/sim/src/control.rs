@@ -103,6 +103,14 @@ async fn handle(
             gateway::send_invalid_session(&shared, resumable);
             ok(&json!({ "sent": "INVALID_SESSION", "resumable": resumable }))
         }
+        "/refuse-posts" if m == Method::POST => {
+            let Some(n) = count(&body) else {
+                return error(400, "count (a number of posts) is required");
+            };
+            shared.update(|st| st.refuse_posts = n);
+            ok(&json!({ "refusing": n }))
+        }
+        "/rate-limit" if m == Method::POST => rate_limit(&shared, &body),
         "/rest-log" if m == Method::GET => {
             let log = shared.read(|st| {
                 st.rest_log
@@ -111,6 +119,7 @@ async fn handle(
                         json!({
                             "method": c.method, "path": c.path, "status": c.status,
                             "route": c.route, "authorized": c.authorized, "body": c.body,
+                            "at": crate::clock::rfc3339(c.at),
                         })
                     })
                     .collect::<Vec<_>>()
@@ -133,6 +142,40 @@ async fn handle(
             error(404, "no such control route; see docs/discord-simulator.md")
         }
     }
+}
+
+fn count(body: &Value) -> Option<u32> {
+    body.get("count")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// `POST /rate-limit {"count", "retry_after_ms", "route"?}`: the next `count` calls (to
+/// `route`, or to any route) get Discord's 429.
+fn rate_limit(shared: &Shared, body: &Value) -> Response<Full<Bytes>> {
+    let Some(n) = count(body) else {
+        return error(400, "count (a number of calls) is required");
+    };
+    let Some(ms) = body.get("retry_after_ms").and_then(Value::as_u64) else {
+        return error(400, "retry_after_ms (milliseconds) is required");
+    };
+    let route = match body.get("route") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) => Some(r.clone()),
+        Some(_) => return error(400, "route is a route name, e.g. \"create_message\""),
+    };
+    let retry_after = Duration::from_millis(ms).min(MAX_WAIT);
+    if n > 0 {
+        shared.update(|st| {
+            st.rate_limits.push(crate::state::RateLimit {
+                route: route.clone(),
+                left: n,
+                retry_after,
+            });
+        });
+    }
+    let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+    ok(&json!({ "route": route, "count": n, "retry_after_ms": ms }))
 }
 
 fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {

@@ -26,7 +26,7 @@ mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -222,7 +222,11 @@ pub struct RestCall {
     pub route: Option<&'static str>,
     /// It carried the right `Authorization: Bot <token>`.
     pub authorized: bool,
+    /// When the answer was logged (wall clock).
     pub at: SystemTime,
+    /// When the request arrived (monotonic): compare these to check how long a client
+    /// waited between calls, e.g. after a 429.
+    pub received_at: Instant,
 }
 
 /// What went wrong starting the simulator or making something happen in it.
@@ -480,6 +484,28 @@ impl Simulator {
     /// a message it cannot take.
     pub fn refuse_posts(&self, n: u32) {
         self.shared.update(|st| st.refuse_posts = n);
+    }
+
+    /// Answer the next `n` REST calls to `route` with 429 Too Many Requests, as Discord
+    /// does when a bucket is exhausted, asking the client to wait `retry_after`: the
+    /// body `{"message", "retry_after" (seconds, a float), "global": false}` and the
+    /// headers `Retry-After`, `X-RateLimit-Limit`, `-Remaining` (0), `-Reset`,
+    /// `-Reset-After`, `-Bucket` and `-Scope: user`. `route` is a name as in
+    /// [`RestCall::route`] (`create_message`, `update_message`, …); `None` limits every
+    /// known route. The limited call does nothing; [`rest_log`](Self::rest_log) shows it
+    /// with status 429 and when it came ([`RestCall::received_at`]). Rules add up and
+    /// are used oldest first.
+    pub fn rate_limit(&self, route: Option<&str>, n: u32, retry_after: Duration) {
+        if n == 0 {
+            return;
+        }
+        self.shared.update(|st| {
+            st.rate_limits.push(state::RateLimit {
+                route: route.map(str::to_owned),
+                left: n,
+                retry_after,
+            });
+        });
     }
 
     /// Cut every gateway connection without a close frame. The session stays

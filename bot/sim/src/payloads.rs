@@ -3,6 +3,8 @@
 //! the simulator from Discord. Tests deserialize every builder's output with
 //! twilight-model to keep these honest.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde_json::{Map, Value, json};
 
 use super::clock::rfc3339;
@@ -33,11 +35,13 @@ pub(crate) fn id(v: u64) -> Value {
     Value::String(v.to_string())
 }
 
-/// An error response: HTTP status plus Discord's `{"message", "code"}` body.
+/// An error response: HTTP status plus Discord's `{"message", "code"}` body, and the
+/// headers that go with it (a 429's rate-limit headers).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     pub status: u16,
     pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -45,6 +49,39 @@ impl ApiError {
         Self {
             status,
             body: json!({ "message": message, "code": code }),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 429 as Discord sends it for a per-route ("user") limit: the body says how long
+    /// to wait in seconds (a float); the headers say it again the ways clients read it
+    /// (`Retry-After` in whole seconds, rounded up; `X-RateLimit-Reset-After` with
+    /// milliseconds, which twilight-http uses to hold the bucket) and name the bucket.
+    pub(crate) fn rate_limited(bucket: &str, retry_after: Duration, now: SystemTime) -> Self {
+        // Rounded up to the millisecond, so no header says "sooner" than was asked.
+        let ms = u64::try_from(retry_after.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let secs = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+        let reset = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let reset = u64::try_from(reset).unwrap_or(u64::MAX).saturating_add(ms);
+        Self {
+            status: 429,
+            body: json!({
+                "message": "You are being rate limited.",
+                "retry_after": retry_after.as_secs_f64(),
+                "global": false,
+            }),
+            headers: vec![
+                ("retry-after", ms.div_ceil(1000).to_string()),
+                ("x-ratelimit-limit", "5".into()),
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-reset", secs(reset)),
+                ("x-ratelimit-reset-after", secs(ms)),
+                ("x-ratelimit-bucket", bucket.to_owned()),
+                ("x-ratelimit-scope", "user".into()),
+            ],
         }
     }
 
@@ -58,6 +95,7 @@ impl ApiError {
         Self {
             status: 400,
             body: json!({ "message": "Invalid Form Body", "code": 50035, "errors": errors }),
+            headers: Vec::new(),
         }
     }
 

@@ -113,12 +113,38 @@ pub(crate) struct State {
     /// How many of the next message posts to refuse, as Discord refuses a message it
     /// cannot take (a test's way to make a channel fail).
     pub refuse_posts: u32,
+    /// Calls to answer with 429 before serving them, oldest rule first.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// "Answer the next `left` calls to `route` with 429, asking to wait `retry_after`."
+#[derive(Debug, Clone)]
+pub(crate) struct RateLimit {
+    /// A route name as logged (`create_message`, …); `None` matches every known route.
+    pub route: Option<String>,
+    pub left: u32,
+    pub retry_after: Duration,
 }
 
 impl State {
     /// The interaction whose token this is.
     pub(crate) fn interaction_by_token(&mut self, token: &str) -> Option<&mut InteractionRecord> {
         self.interactions.values_mut().find(|i| i.token == token)
+    }
+
+    /// If a rate limit covers this call to `route`, count it and say how long to wait.
+    pub(crate) fn take_rate_limit(&mut self, route: &str) -> Option<Duration> {
+        let i = self
+            .rate_limits
+            .iter()
+            .position(|l| l.left > 0 && l.route.as_deref().is_none_or(|r| r == route))?;
+        let limit = &mut self.rate_limits[i];
+        limit.left -= 1;
+        let wait = limit.retry_after;
+        if limit.left == 0 {
+            self.rate_limits.remove(i);
+        }
+        Some(wait)
     }
 
     /// Whether the current session has a connection attached.

@@ -261,3 +261,78 @@ async fn rest_answers_garbage_like_discord() {
     assert_eq!(log.len(), 6);
     assert_eq!(log[0].body, Value::String("{not json".into()));
 }
+
+/// `POST /rate-limit` makes the next calls to a route answer 429 exactly as Discord does:
+/// the body twilight-http parses as a rate-limit error, and the headers its rate limiter
+/// reads (`X-RateLimit-Scope: user` with bucket, limit, remaining and reset-after) plus
+/// `Retry-After` in whole seconds. The call after the limit is served.
+#[tokio::test]
+async fn a_rate_limit_answers_429_the_way_discord_does() {
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let (status, _) = call(
+        &sim.control_url(),
+        "POST",
+        "/rate-limit",
+        Some(json!({"route": "get_current_user", "count": 1, "retry_after_ms": 1500})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rest = sim.rest_url();
+    let addr = rest.trim_start_matches("http://");
+    let get = |addr: String, token: String| async move {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let req = format!(
+            "GET /api/v10/users/@me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bot {token}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await.unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers, body.to_owned())
+    };
+    let (status, headers, body) = get(addr.to_owned(), cfg.bot_token.clone()).await;
+    assert_eq!(status, 429);
+    let header = |name: &str| {
+        headers.iter().find(|(k, _)| k == name).map_or_else(
+            || panic!("no {name} header in {headers:?}"),
+            |(_, v)| v.as_str(),
+        )
+    };
+    assert_eq!(header("retry-after"), "2");
+    assert_eq!(header("x-ratelimit-scope"), "user");
+    assert_eq!(header("x-ratelimit-remaining"), "0");
+    assert_eq!(header("x-ratelimit-limit"), "5");
+    assert_eq!(header("x-ratelimit-reset-after"), "1.500");
+    assert!(!header("x-ratelimit-bucket").is_empty());
+    let reset: f64 = header("x-ratelimit-reset").parse().unwrap();
+    assert!(reset > 1.0e9, "a Unix time in seconds: {reset}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false})
+    );
+    let parsed: twilight_http::api_error::ApiError = serde_json::from_value(body).unwrap();
+    assert!(
+        matches!(parsed, twilight_http::api_error::ApiError::Ratelimited(_)),
+        "{parsed:?}"
+    );
+
+    let (status, _, _) = get(addr.to_owned(), cfg.bot_token.clone()).await;
+    assert_eq!(status, 200, "the limit covered one call");
+    let log = sim.rest_log();
+    assert_eq!(log.iter().map(|c| c.status).collect::<Vec<_>>(), [429, 200]);
+}

@@ -108,7 +108,8 @@ async fn press_round_trip_through_twilight() {
     let callback = handle.response(WAIT).await.expect("callback");
     assert_eq!(callback.kind, 7);
     assert!(!callback.ephemeral);
-    assert!(callback.elapsed < cfg.interaction_window);
+    // Recorded at all means it came inside the window; `elapsed` says where.
+    assert!(callback.elapsed <= cfg.interaction_window);
     let updated = sim.message(posted.id.get()).unwrap();
     assert_eq!(updated.content, "Approved by <@42>");
     assert_eq!(updated.edited, 1);

@@ -69,12 +69,15 @@ fn text(content: &str, flags: Option<MessageFlags>) -> InteractionResponseData {
     }
 }
 
+/// Discord's rules for a callback that is in time: once only, and only with the
+/// interaction's own token; and the token's 15 minutes (here shortened) for edits.
 #[tokio::test]
-async fn callbacks_follow_discords_timing_rules() {
+async fn callbacks_are_taken_once_and_tokens_expire() {
+    const LIFETIME: Duration = Duration::from_millis(300);
     let sim = start(SimConfig {
-        // Roomy enough for a loaded 2-core machine to answer in time.
-        interaction_window: Duration::from_millis(500),
-        token_lifetime: Duration::from_millis(500),
+        // A window no machine misses: this test is not about the window.
+        interaction_window: Duration::from_secs(60),
+        token_lifetime: LIFETIME,
         ..SimConfig::default()
     })
     .await;
@@ -82,44 +85,68 @@ async fn callbacks_follow_discords_timing_rules() {
     let mut bot = Bot::connect(&sim, &cfg.bot_token);
     assert!(bot.ready().await);
     let http = client(&sim, &cfg.bot_token);
-    let msg = post(&sim, &http, &["a", "b"]).await;
+    let msg = post(&sim, &http, &["a"]).await;
     let app = http.interaction(Id::new(cfg.application_id));
 
-    let pressed_at = tokio::time::Instant::now();
-    let on_time = sim.press(&PressSpec::new(msg.get(), "a", 1)).unwrap();
-    let late = sim.press(&PressSpec::new(msg.get(), "b", 2)).unwrap();
-    for _ in 0..2 {
-        bot.interaction().await.unwrap();
-    }
+    let press = sim.press(&PressSpec::new(msg.get(), "a", 1)).unwrap();
+    bot.interaction().await.unwrap();
+    // The token's life counts from when the simulator sent the event, which is before
+    // the bot saw it: from here, waiting LIFETIME waits at least that long.
+    let seen = tokio::time::Instant::now();
     let deferred = respond(InteractionResponseType::DeferredUpdateMessage, None);
-    app.create_response(Id::new(on_time.id()), on_time.token(), &deferred)
+    app.create_response(Id::new(press.id()), press.token(), &deferred)
         .await
         .unwrap();
     let again = app
-        .create_response(Id::new(on_time.id()), on_time.token(), &deferred)
+        .create_response(Id::new(press.id()), press.token(), &deferred)
         .await
         .unwrap_err();
     assert_eq!(discord_code(&again), Some((400, 40060)));
     let unknown = app
-        .create_response(Id::new(on_time.id()), "not-the-token", &deferred)
+        .create_response(Id::new(press.id()), "not-the-token", &deferred)
         .await
         .unwrap_err();
     assert_eq!(discord_code(&unknown), Some((404, 10062)));
 
-    // Waiting out the window and the token's life is the behaviour under test.
-    tokio::time::sleep_until(pressed_at + Duration::from_millis(550)).await;
+    // Outliving the token is the behaviour under test.
+    tokio::time::sleep_until(seen + LIFETIME + Duration::from_millis(1)).await;
+    let expired = app
+        .update_response(press.token())
+        .content(Some("done"))
+        .await
+        .unwrap_err();
+    assert_eq!(discord_code(&expired), Some((401, 50027)));
+}
+
+/// A callback after Discord's window (here shortened) is refused as an unknown
+/// interaction and not recorded.
+#[tokio::test]
+async fn a_callback_after_the_window_is_refused() {
+    const WINDOW: Duration = Duration::from_millis(300);
+    let sim = start(SimConfig {
+        interaction_window: WINDOW,
+        ..SimConfig::default()
+    })
+    .await;
+    let cfg = sim.config().clone();
+    let mut bot = Bot::connect(&sim, &cfg.bot_token);
+    assert!(bot.ready().await);
+    let http = client(&sim, &cfg.bot_token);
+    let msg = post(&sim, &http, &["b"]).await;
+    let app = http.interaction(Id::new(cfg.application_id));
+
+    let late = sim.press(&PressSpec::new(msg.get(), "b", 2)).unwrap();
+    bot.interaction().await.unwrap();
+    // As above: the window opened before the bot saw the event.
+    let seen = tokio::time::Instant::now();
+    tokio::time::sleep_until(seen + WINDOW + Duration::from_millis(1)).await;
+    let deferred = respond(InteractionResponseType::DeferredUpdateMessage, None);
     let too_late = app
         .create_response(Id::new(late.id()), late.token(), &deferred)
         .await
         .unwrap_err();
     assert_eq!(discord_code(&too_late), Some((404, 10062)));
     assert!(late.callback().is_none());
-    let expired = app
-        .update_response(on_time.token())
-        .content(Some("done"))
-        .await
-        .unwrap_err();
-    assert_eq!(discord_code(&expired), Some((401, 50027)));
 }
 
 #[tokio::test]
@@ -331,4 +358,38 @@ async fn messages_follow_discords_rules_and_every_call_is_logged() {
     );
     assert!(create.raw_body.contains("@everyone"));
     assert!(log.iter().all(|c| c.authorized));
+}
+
+/// A 429 holds a real twilight-http client back for `retry_after`: it reads the
+/// simulator's rate-limit headers (scope `user`, `X-RateLimit-Reset-After`), waits, and
+/// retries by itself until the post goes through. Only the order and a lower bound are
+/// asserted: the client must not come back sooner; how much later depends on the machine.
+#[tokio::test]
+async fn a_rate_limited_post_is_retried_after_retry_after() {
+    const RETRY_AFTER: Duration = Duration::from_millis(600);
+    let sim = start(SimConfig::default()).await;
+    let cfg = sim.config().clone();
+    let http = client(&sim, &cfg.bot_token);
+    sim.rate_limit(Some("create_message"), 2, RETRY_AFTER);
+    // A limit on one route leaves the others alone.
+    http.current_user().await.unwrap();
+    let id = post(&sim, &http, &["a"]).await;
+    assert!(sim.message(id.get()).is_some());
+
+    let posts: Vec<_> = sim
+        .rest_log()
+        .into_iter()
+        .filter(|c| c.route == Some("create_message"))
+        .collect();
+    let statuses: Vec<u16> = posts.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+    for pair in posts.windows(2) {
+        let waited = pair[1].received_at.duration_since(pair[0].received_at);
+        assert!(
+            waited >= RETRY_AFTER,
+            "retried {waited:?} after a 429 that asked for {RETRY_AFTER:?}"
+        );
+    }
+    // The refused posts created nothing: one message, from the last call.
+    assert_eq!(sim.messages().len(), 1);
 }

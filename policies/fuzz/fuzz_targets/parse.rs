@@ -1,44 +1,8 @@
-//! Feeds arbitrary text to `Policy::parse` and checks what must hold for every input: no
-//! panic, errors and warnings on one line with a place inside the file, and a policy
-//! that parsed can answer requests.
-
+//! Feeds arbitrary text to `Policy::parse`; the checks live in `checks/parse.rs`, shared
+//! with the stable test that replays `seeds/parse/`.
 #![no_main]
 
-use keygate_policies::{Decision, Policy};
-use keygate_proto::{AgentName, SecretName};
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/parse.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(source) = std::str::from_utf8(data) else {
-        return;
-    };
-    let lines = source.split('\n').count();
-    match Policy::parse_with_all_errors(source, "fuzz.toml") {
-        Err(errors) => {
-            assert!(!errors.is_empty());
-            for e in &errors {
-                assert!(!e.to_string().contains(char::is_control), "{e}");
-                assert!((1..=lines).contains(&e.line) && e.column >= 1, "{e}");
-            }
-        }
-        Ok(policy) => {
-            for w in policy.warnings() {
-                assert!(!w.to_string().contains(char::is_control), "{w}");
-            }
-            let (Ok(agent), Ok(a), Ok(b)) = (
-                AgentName::new("ci-runner"),
-                SecretName::new("github/token"),
-                SecretName::new("db/main"),
-            ) else {
-                return;
-            };
-            for requested in [None, Some(std::time::Duration::from_secs(3600 * 24 * 400))] {
-                let one = policy.evaluate(&agent, &a, requested);
-                assert!(one.ttl <= keygate_proto::duration::MAX_DURATION);
-                let all = policy.evaluate_all(&agent, &[a.clone(), b.clone()], requested);
-                // Several secrets are never granted longer than one of them alone.
-                assert!(all.decision == Decision::Deny || all.ttl <= one.ttl);
-            }
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::parse(data));

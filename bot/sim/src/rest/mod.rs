@@ -11,7 +11,7 @@ mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -101,6 +101,7 @@ pub(crate) fn body_value(raw: &[u8]) -> Value {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let received_at = Instant::now();
     let (parts, body) = req.into_parts();
     let Ok(collected) = Limited::new(body, MAX_BODY).collect().await else {
         let e = ApiError::new(413, "Request entity too large", 40005);
@@ -129,9 +130,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         }
         None => (None, Err(ApiError::no_route())),
     };
-    let (status, out) = match reply {
-        Ok((status, out)) => (status, out),
-        Err(e) => (e.status, Some(e.body)),
+    let (status, out, headers) = match reply {
+        Ok((status, out)) => (status, out, Vec::new()),
+        Err(e) => (e.status, Some(e.body), e.headers),
     };
     if route.is_none() {
         tracing::warn!(method = %parts.method, path, "discord simulator: no such route");
@@ -149,9 +150,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
             route,
             authorized,
             at: SystemTime::now(),
+            received_at,
         });
     });
-    respond(status, out.as_ref())
+    let mut resp = respond(status, out.as_ref());
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
 }
 
 /// One request, taken apart.
@@ -204,66 +212,87 @@ pub(crate) fn snowflake(seg: &str, field: &str) -> Result<u64, ApiError> {
     })
 }
 
+/// A known route: its name goes in the log, and a rate limit set on it answers 429
+/// before the route runs (so a refused post creates nothing, as on Discord).
+fn guarded(
+    r: &Req<'_>,
+    name: &'static str,
+    run: impl FnOnce() -> Reply,
+) -> (Option<&'static str>, Reply) {
+    let reply = match r.shared.update(|st| st.take_rate_limit(name)) {
+        Some(wait) => Err(ApiError::rate_limited(
+            &hex::encode(name),
+            wait,
+            SystemTime::now(),
+        )),
+        None => run(),
+    };
+    (Some(name), reply)
+}
+
 /// Find the route; its name goes in the log (`None`: no such route).
 fn route(r: &Req<'_>) -> (Option<&'static str>, Reply) {
     let m = r.method;
-    let named = |name: &'static str, reply: Reply| (Some(name), reply);
+    let named = |name: &'static str, run: &dyn Fn() -> Reply| guarded(r, name, run);
     match r.segs.as_slice() {
         ["users", "@me"] if m == Method::GET => {
-            named("get_current_user", identity::current_user(r))
+            named("get_current_user", &|| identity::current_user(r))
         }
-        ["applications", "@me"] if m == Method::GET => {
-            named("get_current_application", identity::current_application(r))
-        }
-        ["gateway"] if m == Method::GET => named("get_gateway", identity::gateway(r, false)),
+        ["applications", "@me"] if m == Method::GET => named("get_current_application", &|| {
+            identity::current_application(r)
+        }),
+        ["gateway"] if m == Method::GET => named("get_gateway", &|| identity::gateway(r, false)),
         ["gateway", "bot"] if m == Method::GET => {
-            named("get_gateway_bot", identity::gateway(r, true))
+            named("get_gateway_bot", &|| identity::gateway(r, true))
         }
-        ["channels", c] if m == Method::GET => named("get_channel", identity::channel(r, c)),
+        ["channels", c] if m == Method::GET => named("get_channel", &|| identity::channel(r, c)),
         ["channels", c, "messages"] if m == Method::POST => {
-            named("create_message", channels::create(r, c))
+            named("create_message", &|| channels::create(r, c))
         }
         ["channels", c, "messages"] if m == Method::GET => {
-            named("get_messages", channels::list(r, c))
+            named("get_messages", &|| channels::list(r, c))
         }
         ["channels", c, "messages", id] if m == Method::GET => {
-            named("get_message", channels::get(r, c, id))
+            named("get_message", &|| channels::get(r, c, id))
         }
         ["channels", c, "messages", id] if m == Method::PATCH => {
-            named("update_message", channels::edit(r, c, id))
+            named("update_message", &|| channels::edit(r, c, id))
         }
         ["channels", c, "messages", id] if m == Method::DELETE => {
-            named("delete_message", channels::delete(r, c, id))
+            named("delete_message", &|| channels::delete(r, c, id))
         }
         ["interactions", id, token, "callback"] if m == Method::POST => {
-            named("interaction_callback", webhooks::callback(r, id, token))
+            named("interaction_callback", &|| webhooks::callback(r, id, token))
         }
         ["webhooks", app, token] if m == Method::POST => {
-            named("create_followup", webhooks::followup(r, app, token))
+            named("create_followup", &|| webhooks::followup(r, app, token))
         }
-        ["webhooks", app, token, "messages", which] if m == Method::GET => named(
-            "get_webhook_message",
-            webhooks::message(r, app, token, which),
-        ),
-        ["webhooks", app, token, "messages", which] if m == Method::PATCH => named(
-            "update_webhook_message",
-            webhooks::message(r, app, token, which),
-        ),
-        ["webhooks", app, token, "messages", which] if m == Method::DELETE => named(
-            "delete_webhook_message",
-            webhooks::message(r, app, token, which),
-        ),
+        ["webhooks", app, token, "messages", which] if m == Method::GET => {
+            named("get_webhook_message", &|| {
+                webhooks::message(r, app, token, which)
+            })
+        }
+        ["webhooks", app, token, "messages", which] if m == Method::PATCH => {
+            named("update_webhook_message", &|| {
+                webhooks::message(r, app, token, which)
+            })
+        }
+        ["webhooks", app, token, "messages", which] if m == Method::DELETE => {
+            named("delete_webhook_message", &|| {
+                webhooks::message(r, app, token, which)
+            })
+        }
         ["applications", app, "guilds", g, "commands"] if m == Method::PUT => {
-            named("set_guild_commands", commands::set(r, app, Some(g)))
+            named("set_guild_commands", &|| commands::set(r, app, Some(g)))
         }
         ["applications", app, "guilds", g, "commands"] if m == Method::GET => {
-            named("get_guild_commands", commands::get(r, app, Some(g)))
+            named("get_guild_commands", &|| commands::get(r, app, Some(g)))
         }
         ["applications", app, "commands"] if m == Method::PUT => {
-            named("set_global_commands", commands::set(r, app, None))
+            named("set_global_commands", &|| commands::set(r, app, None))
         }
         ["applications", app, "commands"] if m == Method::GET => {
-            named("get_global_commands", commands::get(r, app, None))
+            named("get_global_commands", &|| commands::get(r, app, None))
         }
         _ => (None, Err(ApiError::no_route())),
     }
