@@ -156,6 +156,11 @@ pub struct RequestView {
     /// Why it was denied or ended, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The reason a person (an approver or the operator) gave when denying it, as they
+    /// wrote it (at most [`MAX_DENIAL_REASON`] characters); absent when they gave none,
+    /// and for every other outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantRef>,
     /// The rule that decided, or absent when no rule matched.
@@ -208,6 +213,10 @@ pub struct ApproveBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
 }
+
+/// The longest reason a denial may carry, in characters: a longer one is refused, not
+/// cut, so the agent reads what the person wrote or nothing.
+pub const MAX_DENIAL_REASON: usize = 400;
 
 /// `POST /v1/requests/{id}/deny`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
