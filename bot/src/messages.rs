@@ -86,6 +86,18 @@ impl Messages {
                 let p = lock(&self.posted).remove(&grant.request)?;
                 Some((p.message, render::request(&p.view, Some(cause))))
             }
+            Change::GrantExtended(grant) => {
+                let busy = lock(&self.in_flight).contains(&grant.request);
+                let (message, view) = {
+                    let mut posted = lock(&self.posted);
+                    let p = posted.get_mut(&grant.request)?;
+                    if let Some(g) = p.view.grant.as_mut() {
+                        g.expires_at = grant.expires_at;
+                    }
+                    (p.message, p.view.clone())
+                };
+                (!busy).then(|| (message, render::request(&view, None)))
+            }
         }
     }
 }

@@ -105,6 +105,8 @@ pub struct Request {
     pub expires_at: SystemTime,
     /// The grant's TTL if approved (policy default, requested, cut to max_ttl).
     pub ttl: Duration,
+    /// The longest its grant may live from approval, extensions included.
+    pub max_ttl: Duration,
     pub reuse: bool,
     pub rule: Option<String>,
     pub approvers: Approvers,
@@ -195,6 +197,7 @@ impl Request {
             created_at: now,
             expires_at: now + eval.request_timeout,
             ttl: eval.ttl,
+            max_ttl: eval.max_ttl,
             reuse: eval.reuse,
             rule: eval.rule.clone(),
             approvers,
@@ -433,6 +436,15 @@ impl Requests {
         Some(entry.request.view())
     }
 
+    /// Its grant was extended: the request shows the new end.
+    pub fn set_grant_end(&self, id: &RequestId, expires_at: Timestamp) {
+        if let Some(e) = self.lock().get_mut(id)
+            && let State::Approved { grant, .. } = &mut e.request.state
+        {
+            grant.expires_at = expires_at;
+        }
+    }
+
     /// Sets where the request was shown.
     pub fn set_posted_to(&self, id: &RequestId, posted_to: Vec<String>) {
         if let Some(e) = self.lock().get_mut(id) {
@@ -522,6 +534,7 @@ mod tests {
             reason: "asks".into(),
             ttl: Duration::from_secs(600),
             ttl_was_cut: false,
+            max_ttl: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(60),
             reuse: true,
         };

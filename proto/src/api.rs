@@ -34,6 +34,9 @@ pub enum ErrorCode {
     IdentityError,
     Internal,
     ChannelFailed,
+    /// An extension that cannot add anything: the grant already ends at its approval
+    /// time + the rule's `max_ttl`.
+    MaxTtlReached,
     Busy,
     StoreLocked,
     ShuttingDown,
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::IdentityError => "identity_error",
             Self::Internal => "internal",
             Self::ChannelFailed => "channel_failed",
+            Self::MaxTtlReached => "max_ttl_reached",
             Self::Busy => "busy",
             Self::StoreLocked => "store_locked",
             Self::ShuttingDown => "shutting_down",
@@ -436,6 +440,18 @@ pub struct GrantWatch {
     /// The grant's secrets whose values changed after `since`.
     #[serde(default)]
     pub changed: Vec<SecretName>,
+    /// When the grant ends now (later than at release once it is extended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// `POST /v1/grants/{id}/extend` (operator): `by` is a humantime duration, the grant's
+/// own TTL when absent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 #[cfg(test)]

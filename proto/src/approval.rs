@@ -20,6 +20,8 @@ pub enum Change {
     Request(Box<RequestView>),
     /// A grant ended.
     GrantEnded { grant: GrantView, cause: GrantEnd },
+    /// A live grant was extended: `expires_at` is its new end.
+    GrantExtended(GrantView),
 }
 
 /// How a grant ended.
@@ -200,6 +202,10 @@ pub enum Refused {
     AlreadyDecided(&'static str),
     #[error("you are not an approver for this")]
     NotAllowed,
+    /// An extension that cannot add anything: the grant already ends at approval time +
+    /// the rule's `max_ttl`.
+    #[error("{0}")]
+    AtMaxTtl(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -222,6 +228,14 @@ pub trait Gatekeeper: Send + Sync {
     fn refused(&self, approver: &Approver, what: &str, why: &str);
     /// Revokes a grant, if this person may approve its kind.
     fn revoke<'a>(
+        &'a self,
+        id: &'a GrantId,
+        approver: &'a Approver,
+    ) -> BoxFuture<'a, Result<GrantView, Refused>>;
+    /// Extends a live grant by its own TTL, never past its approval time + the rule's
+    /// `max_ttl`, if this person may approve its kind: the grant with its new end.
+    /// [`Refused::AtMaxTtl`] when it already ends there.
+    fn extend<'a>(
         &'a self,
         id: &'a GrantId,
         approver: &'a Approver,
