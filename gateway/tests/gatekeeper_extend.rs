@@ -1,6 +1,6 @@
 //! `Gatekeeper::extend`, as Discord's Extend button calls it: the grant's approvers only
 //! (a refusal is audited), the grant's own TTL each time, never past its rule's
-//! `max_ttl`, and every channel told.
+//! `max_ttl`, and every channel told. Also: a post names the rule's approvers to ping.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,8 @@ use keygate_gateway::store::MemoryStore;
 use keygate_policies::Policy;
 use keygate_proto::api::FileRequest;
 use keygate_proto::approval::{
-    ApprovalChannel, Approver, BoxFuture, Change, ChannelError, Decider, Gatekeeper, Refused,
+    ApprovalChannel, Approver, BoxFuture, Change, ChannelError, Decider, Gatekeeper, Mentions,
+    Refused,
 };
 use keygate_proto::{AgentName, RoleId, SecretName, UserId};
 use secrecy::ExposeSecret as _;
@@ -34,9 +35,12 @@ ttl = "10m"
 max_ttl = "25m"
 "#;
 
-/// A channel that remembers what it was told.
+/// A channel that remembers whom it was asked to notify and what it was told.
 #[derive(Debug, Default)]
-struct Told(Mutex<Vec<Change>>);
+struct Told {
+    mentions: Mutex<Vec<Mentions>>,
+    changes: Mutex<Vec<Change>>,
+}
 
 impl ApprovalChannel for Told {
     fn name(&self) -> &'static str {
@@ -45,11 +49,13 @@ impl ApprovalChannel for Told {
     fn post<'a>(
         &'a self,
         _: &'a keygate_proto::api::RequestView,
+        mentions: &'a Mentions,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        self.mentions.lock().unwrap().push(mentions.clone());
         Box::pin(async { Ok(()) })
     }
     fn notify(&self, change: &Change) {
-        self.0.lock().unwrap().push(change.clone());
+        self.changes.lock().unwrap().push(change.clone());
     }
 }
 
@@ -108,6 +114,14 @@ async fn only_the_grants_approvers_extend_it_up_to_max_ttl() {
         panic!("not decided")
     };
     let grant = view.grant.unwrap();
+    // The post named whom to ping: the rule's approvers, by user and by role.
+    assert_eq!(
+        *told.mentions.lock().unwrap(),
+        vec![Mentions {
+            users: vec![UserId(111_111_111_111_111_111)],
+            roles: vec![RoleId(222_222_222_222_222_222)],
+        }]
+    );
     let start = grant.expires_at.system_time() - Duration::from_secs(600);
 
     // Someone who may not approve its kind: refused, audited, nothing changes.
@@ -133,7 +147,7 @@ async fn only_the_grants_approvers_extend_it_up_to_max_ttl() {
             .map_or(0, |d| d.as_secs())
     };
     assert!((1199..=1201).contains(&secs(extended.expires_at)));
-    assert!(told.0.lock().unwrap().iter().any(
+    assert!(told.changes.lock().unwrap().iter().any(
         |c| matches!(c, Change::GrantExtended(g) if g.id == grant.id && g.expires_at == extended.expires_at)
     ));
 

@@ -43,6 +43,21 @@ impl GrantEnd {
     }
 }
 
+/// Whom a request's message should notify: the approvers its rule names, by Discord user
+/// id and role id. Kept out of [`RequestView`] (agents read that); a channel that cannot
+/// ping ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub users: Vec<UserId>,
+    pub roles: Vec<RoleId>,
+}
+
+impl Mentions {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.roles.is_empty()
+    }
+}
+
 /// Why a channel could not post a request.
 #[derive(Debug, thiserror::Error)]
 #[error("{channel}: {message}")]
@@ -55,8 +70,13 @@ pub struct ChannelError {
 pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     /// `terminal`, `discord`.
     fn name(&self) -> &'static str;
-    /// Shows a new request to its approvers. An error fails the request closed.
-    fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>>;
+    /// Shows a new request to its approvers, notifying `mentions` where it can. An error
+    /// fails the request closed.
+    fn post<'a>(
+        &'a self,
+        request: &'a RequestView,
+        mentions: &'a Mentions,
+    ) -> BoxFuture<'a, Result<(), ChannelError>>;
     /// Something changed; update what the approvers see. Must not block.
     fn notify(&self, change: &Change);
     /// How it stands, for `keygate status`. A channel with nothing to connect to is
