@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keygate_proto::api::RequestView;
 use keygate_proto::approval::{
-    ApprovalChannel, BoxFuture, Change, ChannelError, ChannelState, Gatekeeper,
+    ApprovalChannel, BoxFuture, Change, ChannelError, ChannelState, Gatekeeper, Mentions,
 };
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
@@ -25,6 +25,8 @@ use crate::render::{self, Rendered};
 pub struct Discord {
     client: Arc<Client>,
     messages: Arc<Messages>,
+    /// Whether request messages notify their approvers (`KEYGATE_DISCORD_PING`).
+    ping: bool,
     /// How the gateway connection stands; the connection loop holds the sender.
     state: watch::Receiver<ChannelState>,
     stop: watch::Sender<bool>,
@@ -53,6 +55,7 @@ impl Discord {
                 .map_err(|e| BotError::Commands(e.to_string()))?;
         }
         let messages = Arc::new(Messages::default());
+        let ping = config.ping;
         let (state_tx, state) = watch::channel(ChannelState::Connecting);
         let (stop, stop_rx) = watch::channel(false);
         crate::connection::spawn(
@@ -69,6 +72,7 @@ impl Discord {
         Ok(Arc::new(Self {
             client,
             messages,
+            ping,
             state,
             stop,
         }))
@@ -111,17 +115,21 @@ impl ApprovalChannel for Discord {
         crate::CHANNEL
     }
 
-    fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn post<'a>(
+        &'a self,
+        request: &'a RequestView,
+        mentions: &'a Mentions,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
             let c = &self.client;
             let rendered = render::request(request, None);
-            let mentions = no_mentions();
+            let nobody = no_mentions();
             let message = with_retry("posting a request", || async {
                 c.http
                     .create_message(c.channel)
                     .embeds(&rendered.embeds)
                     .components(&rendered.components)
-                    .allowed_mentions(Some(&mentions))
+                    .allowed_mentions(Some(&nobody))
                     .await
             })
             .await
@@ -135,7 +143,13 @@ impl ApprovalChannel for Discord {
                 channel: crate::CHANNEL,
                 message: format!("Discord's answer was unreadable: {e}"),
             })?;
-            self.messages.posted(message.id, request);
+            // Kept for rendering (not rendered yet: the message pings nobody).
+            let mentions = if self.ping {
+                mentions.clone()
+            } else {
+                Mentions::default()
+            };
+            self.messages.posted(message.id, request, mentions);
             Ok(())
         })
     }

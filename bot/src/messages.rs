@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use keygate_proto::RequestId;
 use keygate_proto::api::{RequestStatus, RequestView};
-use keygate_proto::approval::Change;
+use keygate_proto::approval::{Change, Mentions};
 use twilight_model::id::Id;
 use twilight_model::id::marker::MessageMarker;
 
@@ -18,6 +18,9 @@ use crate::render::{self, Rendered};
 struct Posted {
     message: Id<MessageMarker>,
     view: RequestView,
+    /// Whom the message should notify: the rule's approvers (none with
+    /// `KEYGATE_DISCORD_PING=false`).
+    mentions: Mentions,
 }
 
 /// Every posted request message, until its request ends without a grant or its grant
@@ -36,14 +39,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Messages {
     /// `message` now shows `view`.
-    pub(crate) fn posted(&self, message: Id<MessageMarker>, view: &RequestView) {
+    pub(crate) fn posted(
+        &self,
+        message: Id<MessageMarker>,
+        view: &RequestView,
+        mentions: Mentions,
+    ) {
         lock(&self.posted).insert(
             view.id.clone(),
             Posted {
                 message,
                 view: view.clone(),
+                mentions,
             },
         );
+    }
+
+    /// Whom a request's message should notify, while it is remembered.
+    #[allow(dead_code)] // for the renderer of mentions, next
+    pub(crate) fn mentions(&self, id: &RequestId) -> Option<Mentions> {
+        lock(&self.posted).get(id).map(|p| p.mentions.clone())
     }
 
     /// An interaction is about to update this request's message itself.
@@ -85,6 +100,18 @@ impl Messages {
             Change::GrantEnded { grant, cause } => {
                 let p = lock(&self.posted).remove(&grant.request)?;
                 Some((p.message, render::request(&p.view, Some(cause))))
+            }
+            Change::GrantExtended(grant) => {
+                let busy = lock(&self.in_flight).contains(&grant.request);
+                let (message, view) = {
+                    let mut posted = lock(&self.posted);
+                    let p = posted.get_mut(&grant.request)?;
+                    if let Some(g) = p.view.grant.as_mut() {
+                        g.expires_at = grant.expires_at;
+                    }
+                    (p.message, p.view.clone())
+                };
+                (!busy).then(|| (message, render::request(&view, None)))
             }
         }
     }

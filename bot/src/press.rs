@@ -95,7 +95,9 @@ pub(crate) async fn handle(
                     "You are not an approver for this request; nothing changed.".into()
                 }
                 Refused::NotFound => "keygate no longer knows this request.".into(),
-                Refused::Failed(why) => format!("keygate could not record that: {why}"),
+                Refused::AtMaxTtl(why) | Refused::Failed(why) => {
+                    format!("keygate could not record that: {why}")
+                }
             };
             let reply = ephemeral(&text);
             if deferred {

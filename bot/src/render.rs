@@ -341,6 +341,7 @@ mod tests {
             decided_via: Some("discord".into()),
             decided_at: Some(at("2026-01-01T00:01:00Z")),
             message: Some(long(1000)),
+            denial_reason: Some(long(400)),
             grant: Some(GrantRef {
                 id: GrantId::random(),
                 expires_at: at("2026-01-01T00:20:00Z"),

@@ -85,6 +85,17 @@ See docs/exec.md for masking's limits, signals and terminals.")]
     Grants(ListArgs),
     /// Revoke grants: one by id, or all of an agent's, of a secret's, or every one.
     Revoke(RevokeArgs),
+    /// Make a live grant end later (operator only).
+    ///
+    /// Adds --by (default: the grant's own TTL) to its end, never past its approval time
+    /// plus the rule's max_ttl. Prints the new end on stdout.
+    Extend {
+        /// The grant's id (`gnt_…`).
+        grant: GrantId,
+        /// How much later it should end (cut to the rule's max_ttl).
+        #[arg(long, value_parser = duration)]
+        by: Option<Duration>,
+    },
     /// Manage the secrets the daemon holds (operator only).
     #[command(subcommand)]
     Secrets(SecretsCommand),

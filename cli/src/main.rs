@@ -58,6 +58,7 @@ async fn run(command: Command) -> Outcome<u8> {
         Command::Deny { request, reason } => decide::deny(&client, request, reason).await,
         Command::Grants(args) => grants::list(&client, args).await,
         Command::Revoke(args) => grants::revoke(&client, args).await,
+        Command::Extend { grant, by } => grants::extend(&client, grant, by).await,
         Command::Secrets(SecretsCommand::Set { name }) => secrets::set(&client, name).await,
         Command::Secrets(SecretsCommand::List(args)) => secrets::list(&client, args).await,
         Command::Secrets(SecretsCommand::Rm { name }) => secrets::rm(&client, name).await,

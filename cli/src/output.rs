@@ -63,3 +63,33 @@ pub fn short(d: Duration) -> String {
         format!("{s}s")
     }
 }
+
+/// Text someone else wrote (a denial's reason), made safe to print on one line: control
+/// characters (newlines, escape sequences) and the invisible marks that reorder text
+/// are shown as escapes instead of acting on the terminal.
+pub fn harmless(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let reorders = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || reorders {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harmless;
+
+    #[test]
+    fn harmless_text_keeps_one_line_and_no_escape_sequences() {
+        assert_eq!(harmless("not today"), "not today");
+        assert_eq!(harmless("a\nb\r\tc"), "a\\nb\\r\\tc");
+        assert_eq!(harmless("\u{1b}[2Jx"), "\\u{1b}[2Jx");
+        assert_eq!(harmless("ok \u{202e}txt"), "ok \\u{202e}txt");
+        assert_eq!(harmless("né ✓"), "né ✓");
+    }
+}

@@ -114,6 +114,13 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         by: Option<&'a Actor>,
     },
+    /// A live grant now ends later; written (and synced) before it does.
+    GrantExtended {
+        grant: &'a GrantId,
+        agent: &'a AgentName,
+        by: &'a Actor,
+        expires_at: Timestamp,
+    },
     SecretSet {
         name: &'a SecretName,
         size: usize,

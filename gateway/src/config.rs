@@ -77,6 +77,7 @@ struct FileDiscord {
     guild_id: Option<u64>,
     api_url: Option<String>,
     gateway_url: Option<String>,
+    ping: Option<bool>,
 }
 
 impl std::fmt::Debug for FileDiscord {
@@ -265,6 +266,7 @@ impl Config {
                     file.discord.gateway_url,
                     UrlKind::WebSocket,
                 )?,
+                ping: env_parsed("KEYGATE_DISCORD_PING", file.discord.ping)?.unwrap_or(true),
             }),
         };
         let defaults = Limits::default();

@@ -1,5 +1,5 @@
 //! What approval channels may ask of the gate: decide a request, look at one, list and
-//! revoke grants — always as a named person, checked against the policy's approvers.
+//! revoke and extend grants — always as a named person, checked against the policy's approvers.
 
 use keygate_proto::api::{GrantView, RequestView};
 use keygate_proto::approval::{
@@ -19,6 +19,7 @@ fn refused(e: GateError) -> Refused {
         GateError::NotFound(_) => Refused::NotFound,
         GateError::AlreadyDecided(status) => Refused::AlreadyDecided(status),
         GateError::Forbidden(_) => Refused::NotAllowed,
+        GateError::AtMaxTtl(why) => Refused::AtMaxTtl(why),
         other => Refused::Failed(other.to_string()),
     }
 }
@@ -76,6 +77,27 @@ impl Gatekeeper for Gate {
                 .await
                 .map_err(refused)?;
             Ok(grant.view())
+        })
+    }
+
+    fn extend<'a>(
+        &'a self,
+        id: &'a GrantId,
+        approver: &'a Approver,
+    ) -> BoxFuture<'a, Result<GrantView, Refused>> {
+        Box::pin(async move {
+            let grant = self.live_grant(id).await.ok_or(Refused::NotFound)?;
+            if !grant.approvers.allows(approver.id, &approver.roles) {
+                self.audit().record_or_hold(&Event::Refused {
+                    who: &actor(approver),
+                    what: "extend",
+                    why: "not an approver for this grant",
+                });
+                return Err(Refused::NotAllowed);
+            }
+            Gate::extend(self, id, None, &actor(approver))
+                .await
+                .map_err(refused)
         })
     }
 }

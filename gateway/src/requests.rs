@@ -52,7 +52,11 @@ pub enum State {
     Denied {
         by: Actor,
         at: SystemTime,
+        /// Why, for people: the reason given, else who or what denied it.
         reason: String,
+        /// The reason the person who denied it gave, if they gave one: it reaches the
+        /// agent as `denial_reason`.
+        given: Option<String>,
     },
     Expired {
         at: SystemTime,
@@ -101,6 +105,8 @@ pub struct Request {
     pub expires_at: SystemTime,
     /// The grant's TTL if approved (policy default, requested, cut to max_ttl).
     pub ttl: Duration,
+    /// The longest its grant may live from approval, extensions included.
+    pub max_ttl: Duration,
     pub reuse: bool,
     pub rule: Option<String>,
     pub approvers: Approvers,
@@ -191,6 +197,7 @@ impl Request {
             created_at: now,
             expires_at: now + eval.request_timeout,
             ttl: eval.ttl,
+            max_ttl: eval.max_ttl,
             reuse: eval.reuse,
             rule: eval.rule.clone(),
             approvers,
@@ -256,13 +263,30 @@ impl Request {
         Ok(t)
     }
 
+    /// Denied by the policy or the daemon, saying why.
     pub fn deny(&self, by: Actor, reason: String) -> Result<Transition, Refusal> {
+        self.denied(by, reason, None)
+    }
+
+    /// Denied by a person who gave a reason (checked for length by the caller): the
+    /// agent is told it as they wrote it.
+    pub fn deny_because(&self, by: Actor, given: String) -> Result<Transition, Refusal> {
+        self.denied(by, given.clone(), Some(given))
+    }
+
+    fn denied(
+        &self,
+        by: Actor,
+        reason: String,
+        given: Option<String>,
+    ) -> Result<Transition, Refusal> {
         self.pending_approvals()?;
         Ok(self.to(
             State::Denied {
                 by: by.clone(),
                 at: SystemTime::now(),
                 reason,
+                given,
             },
             by,
         ))
@@ -296,6 +320,10 @@ impl Request {
 
     pub fn view(&self) -> RequestView {
         let decided = self.state.decided();
+        let denial_reason = match &self.state {
+            State::Denied { given, .. } => given.clone(),
+            _ => None,
+        };
         let (approvals, ttl, grant, message) = match &self.state {
             State::Pending { approvals } => (approvals.as_slice(), self.ttl, None, None),
             State::Approved {
@@ -328,6 +356,7 @@ impl Request {
             decided_via: decided.and_then(|(by, _)| by.map(|a| a.via.to_owned())),
             decided_at: decided.map(|(_, at)| Timestamp::from(at)),
             message,
+            denial_reason,
             grant,
             rule: self.rule.clone(),
             posted_to: self.posted_to.clone(),
@@ -405,6 +434,15 @@ impl Requests {
         let entry = entries.get_mut(&t.request)?;
         entry.request.state = t.next;
         Some(entry.request.view())
+    }
+
+    /// Its grant was extended: the request shows the new end.
+    pub fn set_grant_end(&self, id: &RequestId, expires_at: Timestamp) {
+        if let Some(e) = self.lock().get_mut(id)
+            && let State::Approved { grant, .. } = &mut e.request.state
+        {
+            grant.expires_at = expires_at;
+        }
     }
 
     /// Sets where the request was shown.
@@ -496,6 +534,7 @@ mod tests {
             reason: "asks".into(),
             ttl: Duration::from_secs(600),
             ttl_was_cut: false,
+            max_ttl: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(60),
             reuse: true,
         };
@@ -620,6 +659,16 @@ mod tests {
         assert_eq!(v.message.as_deref(), Some("not today"));
         assert_eq!(v.decided_by.as_deref(), Some("@a (1)"));
         assert_eq!(v.decided_via.as_deref(), Some("discord"));
+
+        assert_eq!(
+            v.denial_reason, None,
+            "the daemon's own words are no reason given"
+        );
+        let t = r.deny_because(actor("@a (1)"), "ask Bob".into()).unwrap();
+        let mut given = r.clone();
+        applied(&mut given, t);
+        assert_eq!(given.view().denial_reason.as_deref(), Some("ask Bob"));
+        assert_eq!(given.view().message.as_deref(), Some("ask Bob"));
 
         let t = r.expire().unwrap();
         assert!(matches!(t.event(), Event::RequestExpired { .. }));

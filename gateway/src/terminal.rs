@@ -2,7 +2,7 @@
 //! and `keygate approve` / `keygate deny` decide them. Posting only logs where to look.
 
 use keygate_proto::api::RequestView;
-use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError};
+use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError, Mentions};
 
 #[derive(Debug, Default)]
 pub struct Terminal;
@@ -12,7 +12,11 @@ impl ApprovalChannel for Terminal {
         "terminal"
     }
 
-    fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn post<'a>(
+        &'a self,
+        request: &'a RequestView,
+        _mentions: &'a Mentions,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
             tracing::info!(
                 request = %request.id,

@@ -33,6 +33,10 @@ pub struct Evaluation {
     pub ttl: Duration,
     /// The requested TTL was longer than allowed and was cut to `ttl`.
     pub ttl_was_cut: bool,
+    /// The longest a grant may live from its approval, extensions included: the
+    /// deciding rule's `max_ttl` (the shortest of them when several decide), else
+    /// `[defaults]`.
+    pub max_ttl: Duration,
     /// How long the request may wait for people to decide.
     pub request_timeout: Duration,
     /// Whether the grant covers further reads while it lives.
@@ -137,6 +141,7 @@ impl Policy {
         requested_ttl: Option<Duration>,
     ) -> Evaluation {
         let mut ttl = Duration::MAX;
+        let mut max_ttl = Duration::MAX;
         let mut ttl_was_cut = false;
         let mut asking: Vec<&Rule> = Vec::new();
         let mut allowing: Vec<&Rule> = Vec::new();
@@ -150,6 +155,7 @@ impl Policy {
             };
             let (t, cut) = effective_ttl(requested_ttl, rule.ttl, rule.max_ttl);
             ttl = ttl.min(t);
+            max_ttl = max_ttl.min(rule.max_ttl);
             ttl_was_cut |= cut;
             let seen = |list: &[&Rule]| list.iter().any(|r| std::ptr::eq(*r, rule));
             match &rule.decision {
@@ -210,6 +216,7 @@ impl Policy {
                 ),
                 ttl,
                 ttl_was_cut,
+                max_ttl,
                 request_timeout,
                 reuse,
             };
@@ -220,6 +227,7 @@ impl Policy {
             reason,
             ttl,
             ttl_was_cut,
+            max_ttl,
             request_timeout,
             reuse: false,
         };
@@ -251,6 +259,7 @@ impl Policy {
             rule: first,
             ttl,
             ttl_was_cut,
+            max_ttl,
             request_timeout,
             reuse,
         }
@@ -298,6 +307,7 @@ fn by_rule(rule: &Rule, requested_ttl: Option<Duration>) -> Evaluation {
         reason,
         ttl,
         ttl_was_cut,
+        max_ttl: rule.max_ttl,
         request_timeout: rule.request_timeout,
         reuse: rule.reuse,
     }
@@ -311,6 +321,7 @@ fn no_match(defaults: &Defaults, requested_ttl: Option<Duration>, prefix: String
         reason: prefix + "no rule matched: denied",
         ttl,
         ttl_was_cut,
+        max_ttl: defaults.max_ttl,
         request_timeout: defaults.request_timeout,
         reuse: false,
     }

@@ -408,6 +408,21 @@ fn first_matching_rule_decides() {
 }
 
 #[test]
+fn an_evaluation_names_the_max_ttl_that_bounds_extensions() {
+    let policy = policy();
+    let max = |a: &str, s: &str| policy.evaluate(&agent(a), &secret(s), None).max_ttl;
+    assert_eq!(max("ci-1", "github/token"), mins(30), "the rule's own");
+    assert_eq!(max("bot-1", "db/main"), mins(120), "above the defaults'");
+    assert_eq!(max("ci-1", "prod/db"), mins(60), "no rule: the defaults'");
+    let together = policy.evaluate_all(
+        &agent("ci-1"),
+        &[secret("github/token"), secret("db/main")],
+        None,
+    );
+    assert_eq!(together.max_ttl, mins(30), "the shortest of those deciding");
+}
+
+#[test]
 fn approvers_by_user_and_by_role() {
     let e = policy().evaluate(&agent("ci-1"), &secret("github/token"), None);
     let Decision::Ask {

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     IdentityError,
     Internal,
     ChannelFailed,
+    /// An extension that cannot add anything: the grant already ends at its approval
+    /// time + the rule's `max_ttl`.
+    MaxTtlReached,
     Busy,
     StoreLocked,
     ShuttingDown,
@@ -63,6 +66,7 @@ impl ErrorCode {
             Self::IdentityError => "identity_error",
             Self::Internal => "internal",
             Self::ChannelFailed => "channel_failed",
+            Self::MaxTtlReached => "max_ttl_reached",
             Self::Busy => "busy",
             Self::StoreLocked => "store_locked",
             Self::ShuttingDown => "shutting_down",
@@ -156,6 +160,11 @@ pub struct RequestView {
     /// Why it was denied or ended, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The reason a person (an approver or the operator) gave when denying it, as they
+    /// wrote it (at most [`MAX_DENIAL_REASON`] characters); absent when they gave none,
+    /// and for every other outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denial_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantRef>,
     /// The rule that decided, or absent when no rule matched.
@@ -208,6 +217,10 @@ pub struct ApproveBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
 }
+
+/// The longest reason a denial may carry, in characters: a longer one is refused, not
+/// cut, so the agent reads what the person wrote or nothing.
+pub const MAX_DENIAL_REASON: usize = 400;
 
 /// `POST /v1/requests/{id}/deny`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -427,6 +440,18 @@ pub struct GrantWatch {
     /// The grant's secrets whose values changed after `since`.
     #[serde(default)]
     pub changed: Vec<SecretName>,
+    /// When the grant ends now (later than at release once it is extended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// `POST /v1/grants/{id}/extend` (operator): `by` is a humantime duration, the grant's
+/// own TTL when absent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub enum Change {
     Request(Box<RequestView>),
     /// A grant ended.
     GrantEnded { grant: GrantView, cause: GrantEnd },
+    /// A live grant was extended: `expires_at` is its new end.
+    GrantExtended(GrantView),
 }
 
 /// How a grant ended.
@@ -41,6 +43,21 @@ impl GrantEnd {
     }
 }
 
+/// Whom a request's message should notify: the approvers its rule names, by Discord user
+/// id and role id. Kept out of [`RequestView`] (agents read that); a channel that cannot
+/// ping ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub users: Vec<UserId>,
+    pub roles: Vec<RoleId>,
+}
+
+impl Mentions {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.roles.is_empty()
+    }
+}
+
 /// Why a channel could not post a request.
 #[derive(Debug, thiserror::Error)]
 #[error("{channel}: {message}")]
@@ -53,8 +70,13 @@ pub struct ChannelError {
 pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     /// `terminal`, `discord`.
     fn name(&self) -> &'static str;
-    /// Shows a new request to its approvers. An error fails the request closed.
-    fn post<'a>(&'a self, request: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>>;
+    /// Shows a new request to its approvers, notifying `mentions` where it can. An error
+    /// fails the request closed.
+    fn post<'a>(
+        &'a self,
+        request: &'a RequestView,
+        mentions: &'a Mentions,
+    ) -> BoxFuture<'a, Result<(), ChannelError>>;
     /// Something changed; update what the approvers see. Must not block.
     fn notify(&self, change: &Change);
     /// How it stands, for `keygate status`. A channel with nothing to connect to is
@@ -200,6 +222,10 @@ pub enum Refused {
     AlreadyDecided(&'static str),
     #[error("you are not an approver for this")]
     NotAllowed,
+    /// An extension that cannot add anything: the grant already ends at approval time +
+    /// the rule's `max_ttl`.
+    #[error("{0}")]
+    AtMaxTtl(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -222,6 +248,14 @@ pub trait Gatekeeper: Send + Sync {
     fn refused(&self, approver: &Approver, what: &str, why: &str);
     /// Revokes a grant, if this person may approve its kind.
     fn revoke<'a>(
+        &'a self,
+        id: &'a GrantId,
+        approver: &'a Approver,
+    ) -> BoxFuture<'a, Result<GrantView, Refused>>;
+    /// Extends a live grant by its own TTL, never past its approval time + the rule's
+    /// `max_ttl`, if this person may approve its kind: the grant with its new end.
+    /// [`Refused::AtMaxTtl`] when it already ends there.
+    fn extend<'a>(
         &'a self,
         id: &'a GrantId,
         approver: &'a Approver,

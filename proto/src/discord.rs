@@ -21,6 +21,9 @@ pub struct DiscordSettings {
     /// The gateway websocket URL (`gateway_url`): `wss://`, or `ws://` on loopback.
     /// Discord's own when `None`.
     pub gateway_url: Option<String>,
+    /// Whether a request's message notifies the rule's approvers (`ping`,
+    /// `KEYGATE_DISCORD_PING`; default true).
+    pub ping: bool,
 }
 
 impl std::fmt::Debug for DiscordSettings {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for DiscordSettings {
             .field("guild_id", &self.guild_id)
             .field("api_url", &self.api_url)
             .field("gateway_url", &self.gateway_url)
+            .field("ping", &self.ping)
             .finish()
     }
 }

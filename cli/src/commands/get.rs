@@ -12,7 +12,7 @@ use keygate_proto::{RequestId, SecretName, Timestamp};
 use crate::args::GetArgs;
 use crate::client::{Client, encode_name};
 use crate::failure::{Exit, Failure, Outcome};
-use crate::output::{relative, short};
+use crate::output::{harmless, relative, short};
 
 /// How long one long-poll waits before the next.
 const POLL: Duration = Duration::from_secs(25);
@@ -159,13 +159,18 @@ pub async fn wait(
                 .decided_by
                 .clone()
                 .unwrap_or_else(|| "an approver".into());
-            let why = view.message.clone().unwrap_or_default();
-            let why = if why.is_empty() {
-                String::new()
-            } else {
-                format!(": {why}")
-            };
-            Err(Failure::new(Exit::Denied, format!("denied by {who}{why}")))
+            // The reason a person gave, else what the daemon says (the policy's words),
+            // unless that only repeats who denied it.
+            let why = view
+                .denial_reason
+                .as_ref()
+                .or(view.message.as_ref())
+                .filter(|why| !why.is_empty() && **why != format!("denied by {who}"))
+                .map_or_else(String::new, |why| format!(": {}", harmless(why)));
+            Err(Failure::new(
+                Exit::Denied,
+                format!("denied by {}{why}", harmless(&who)),
+            ))
         }
         RequestStatus::Expired => Err(Failure::new(
             Exit::Timeout,

@@ -1,7 +1,10 @@
-//! `keygate grants` and `keygate revoke`.
+//! `keygate grants`, `keygate revoke` and `keygate extend`.
+
+use std::time::Duration;
 
 use hyper::Method;
-use keygate_proto::api::{GrantView, RevokeBody, Revoked};
+use keygate_proto::GrantId;
+use keygate_proto::api::{ExtendBody, GrantView, RevokeBody, Revoked};
 
 use crate::args::{ListArgs, RevokeArgs};
 use crate::client::Client;
@@ -70,5 +73,25 @@ pub async fn revoke(client: &Client, args: RevokeArgs) -> Outcome {
             eprintln!("revoked {n} grant{}", if n == 1 { "" } else { "s" });
         }
     }
+    Ok(())
+}
+
+pub async fn extend(client: &Client, id: GrantId, by: Option<Duration>) -> Outcome {
+    let grant: GrantView = client
+        .call(
+            Method::POST,
+            &format!("/v1/grants/{id}/extend"),
+            Some(&ExtendBody {
+                by: by.map(keygate_proto::duration::format),
+            }),
+        )
+        .await?;
+    println!("{}", grant.expires_at);
+    eprintln!(
+        "grant {} now ends {} ({})",
+        grant.id,
+        relative(grant.expires_at),
+        grant.expires_at
+    );
     Ok(())
 }

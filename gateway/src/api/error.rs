@@ -88,6 +88,7 @@ impl From<GateError> for ApiError {
                 return err;
             }
             GateError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            GateError::AtMaxTtl(_) => (StatusCode::CONFLICT, ErrorCode::MaxTtlReached),
             GateError::Store(StoreError::Locked) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreLocked)
             }

@@ -61,6 +61,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::GET, ["grants"]) => Ok(grants::list(&gate, &caller)),
         (&Method::POST, ["grants", "revoke"]) => grants::revoke(&gate, &caller, body).await,
         (&Method::GET, ["grants", id, "watch"]) => grants::watch(&gate, &caller, id, q).await,
+        (&Method::POST, ["grants", id, "extend"]) => grants::extend(&gate, &caller, id, body).await,
         (&Method::GET, ["agents"]) => agents::list(&gate, &caller),
         (&Method::POST, ["agents"]) => agents::add(&gate, &caller, body).await,
         (&Method::DELETE, ["agents", name]) => agents::remove(&gate, &caller, name).await,

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_proto::RequestId;
-use keygate_proto::api::RequestView;
+use keygate_proto::api::{MAX_DENIAL_REASON, RequestView};
 use keygate_proto::approval::{Change, Decider};
 
-use super::{Gate, GateError, MAX_REASON, Outcome, Verdict, actor, cut, visible_to};
+use super::{Gate, GateError, Outcome, Verdict, actor, visible_to};
 use crate::audit::{Actor, Event};
 use crate::grants::Grant;
 use crate::identity::Caller;
@@ -42,6 +42,21 @@ impl Drop for HangUp<'_> {
             tracing::info!(request = %self.id, "the agent hung up: request cancelled");
         }
     }
+}
+
+/// The reason a denial carries: trimmed, `None` when blank, refused (changing nothing)
+/// when longer than [`MAX_DENIAL_REASON`] characters.
+fn denial_reason(reason: Option<&str>) -> Result<Option<String>, GateError> {
+    let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let chars = reason.chars().count();
+    if chars > MAX_DENIAL_REASON {
+        return Err(GateError::BadRequest(format!(
+            "the reason is {chars} characters long; at most {MAX_DENIAL_REASON} are allowed"
+        )));
+    }
+    Ok(Some(reason.to_owned()))
 }
 
 impl Gate {
@@ -92,6 +107,10 @@ impl Gate {
         decider: &Decider,
     ) -> Result<Outcome, GateError> {
         let by = Actor::of(decider);
+        let given = match &verdict {
+            Verdict::Deny { reason } => denial_reason(reason.as_deref())?,
+            Verdict::Approve { .. } => None,
+        };
         let result = self.transition(id, Record::Strict, |r| {
             if r.status().is_final() {
                 return Err(Refusal::AlreadyDecided(r.status()).into());
@@ -102,12 +121,10 @@ impl Gate {
                 return Err(Refusal::NotAnApprover.into());
             }
             Ok(match &verdict {
-                Verdict::Deny { reason } => {
-                    let reason = reason
-                        .as_deref()
-                        .map_or_else(|| format!("denied by {}", by.who), |m| cut(m, MAX_REASON));
-                    r.deny(by.clone(), reason)?
-                }
+                Verdict::Deny { .. } => match given {
+                    Some(given) => r.deny_because(by.clone(), given)?,
+                    None => r.deny(by.clone(), format!("denied by {}", by.who))?,
+                },
                 Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
             })
         });
@@ -223,5 +240,28 @@ impl Gate {
         }
         hang_up.caller = None;
         self.request_view(id).ok_or(GateError::NotFound("request"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denial_reason_is_trimmed_blank_is_none_and_too_long_is_refused() {
+        assert_eq!(denial_reason(None).ok().flatten(), None);
+        assert_eq!(denial_reason(Some("  \n ")).ok().flatten(), None);
+        assert_eq!(
+            denial_reason(Some(" not today ")).ok().flatten().as_deref(),
+            Some("not today")
+        );
+        let most = "é".repeat(MAX_DENIAL_REASON);
+        assert_eq!(
+            denial_reason(Some(&most)).ok().flatten(),
+            Some(most.clone())
+        );
+        let err = denial_reason(Some(&format!("{most}x"))).unwrap_err();
+        assert!(matches!(err, GateError::BadRequest(_)), "{err:?}");
+        assert!(err.to_string().contains("at most 400"), "{err}");
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use keygate_policies::{Approvers, Decision};
 use keygate_proto::api::{FileRequest, RequestView};
-use keygate_proto::approval::DeciderId;
+use keygate_proto::approval::{DeciderId, Mentions};
 
 use super::{Gate, GateError, actor, cut};
 use crate::audit::Event;
@@ -196,6 +196,11 @@ impl Gate {
         let id = request.id.clone();
         let deadline = request.expires_at;
         let view = request.view();
+        // Whom to notify: the rule's approvers, never anyone the requester's text names.
+        let mentions = Mentions {
+            users: request.approvers.users().to_vec(),
+            roles: request.approvers.roles().to_vec(),
+        };
         self.requests.insert(request);
         let gate = Arc::clone(self);
         let timer = id.clone();
@@ -208,7 +213,7 @@ impl Gate {
         });
 
         let channels = self.channels();
-        let posts = channels.iter().map(|c| c.post(&view));
+        let posts = channels.iter().map(|c| c.post(&view, &mentions));
         let results = futures_util::future::join_all(posts).await;
         let mut posted_to = Vec::new();
         let mut failure = None;

@@ -8,11 +8,13 @@
 //!    change a typed [`Transition`](crate::requests::Transition), audited before it is
 //!    applied;
 //! 3. [`releasing`]: the value, under a live grant or a rule that allows it;
-//! 4. [`revoking`]: grants end early, or on their own (maintenance);
+//! 4. [`revoking`]: grants end early, or on their own (maintenance); [`extending`]: a
+//!    live grant ends later, up to its rule's `max_ttl`;
 //! 5. [`admin`]: secrets, agents, the store, status.
 
 mod admin;
 mod deciding;
+mod extending;
 mod filing;
 mod releasing;
 mod revoking;
@@ -55,6 +57,9 @@ pub enum GateError {
     RateLimited(String, Duration),
     #[error("{0}")]
     Conflict(String),
+    /// An extension that cannot add anything.
+    #[error("{0}")]
+    AtMaxTtl(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
     /// The blocking task that talked to the store panicked or was cancelled.

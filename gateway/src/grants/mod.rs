@@ -7,7 +7,10 @@
 //! presence check. No disk, no await, no allocation.
 //!
 //! `Grants` alone owns the cache, its per-agent index, and [`watch`]ing: every way a grant
-//! starts or ends goes through here, so watchers always hear of it.
+//! starts, is extended or ends goes through here, so watchers always hear of it.
+//!
+//! A grant's end is stored in the grant itself and moka's expiry is computed from it, so
+//! an extension moves the end and then re-puts the entry for moka to follow.
 
 pub mod watch;
 
@@ -35,9 +38,14 @@ pub struct Grant {
     pub request: RequestId,
     pub agent: Agent,
     pub secrets: Vec<SecretName>,
+    /// When it was approved: its TTL started then.
     pub created_at: SystemTime,
-    pub expires_at: SystemTime,
+    /// When it ends, as nanoseconds since the Unix epoch: an extension moves it.
+    ends: AtomicU64,
     pub ttl: Duration,
+    /// The longest it may live from `created_at`, extensions included (the rule's
+    /// `max_ttl` when it was filed).
+    pub max_ttl: Duration,
     pub approved_by: Vec<String>,
     pub reuse: bool,
     /// Who may approve requests like the one behind it: they may also see and revoke it.
@@ -45,7 +53,6 @@ pub struct Grant {
     /// SHA-256 of the argv the grant is bound to (`keygate exec`): only reads that
     /// present it are served.
     pub command_sha256: Option<String>,
-    reference: GrantRef,
     /// Per secret: read once already (single-use grants are spent by it).
     spent: Vec<AtomicBool>,
     /// Per secret: the audit line for the first read has been written and synced.
@@ -65,20 +72,15 @@ impl Grant {
     pub fn for_request(request: &Request, ttl: Duration, approved_by: Vec<String>) -> Self {
         let now = SystemTime::now();
         let n = request.secrets.len();
-        let id = GrantId::random();
-        let reference = GrantRef {
-            id: id.clone(),
-            expires_at: Timestamp::from(now + ttl),
-        };
         Self {
-            id,
-            reference,
+            id: GrantId::random(),
             request: request.id.clone(),
             agent: request.agent.clone(),
             secrets: request.secrets.clone(),
             created_at: now,
-            expires_at: now + ttl,
+            ends: AtomicU64::new(nanos(now + ttl)),
             ttl,
+            max_ttl: request.max_ttl.max(ttl),
             approved_by,
             reuse: request.reuse,
             approvers: request.approvers.clone(),
@@ -92,9 +94,37 @@ impl Grant {
         }
     }
 
-    /// The id and end an agent is told with every release: made once, at approval.
+    /// The id and end an agent is told with every release.
     pub fn reference(&self) -> GrantRef {
-        self.reference.clone()
+        GrantRef {
+            id: self.id.clone(),
+            expires_at: Timestamp::from(self.expires_at()),
+        }
+    }
+
+    /// When it ends (later after an extension).
+    pub fn expires_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.ends.load(Ordering::Acquire))
+    }
+
+    /// The latest it may end: approval time + its `max_ttl`.
+    pub fn cap(&self) -> SystemTime {
+        self.created_at + self.max_ttl
+    }
+
+    /// Where an extension by `by` would move its end: `by` later, never past
+    /// [`Grant::cap`]. `None` when that adds nothing (it already ends at the cap).
+    pub fn extended_end(&self, by: Duration) -> Option<SystemTime> {
+        let now = self.expires_at();
+        let end = now.checked_add(by).unwrap_or(self.cap()).min(self.cap());
+        (end > now).then_some(end)
+    }
+
+    /// How long until it ends, for moka.
+    fn remaining(&self) -> Duration {
+        self.expires_at()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
     }
 
     pub fn view(&self) -> GrantView {
@@ -103,7 +133,7 @@ impl Grant {
             agent: self.agent.name.clone(),
             secrets: self.secrets.clone(),
             created_at: Timestamp::from(self.created_at),
-            expires_at: Timestamp::from(self.expires_at),
+            expires_at: Timestamp::from(self.expires_at()),
             approved_by: self.approved_by.clone(),
             reuse: self.reuse,
             request: self.request.clone(),
@@ -123,7 +153,7 @@ impl Grant {
     /// has ended, or (single use) it was read already.
     fn take(&self, secret: &SecretName) -> Option<usize> {
         let i = self.index_of(secret)?;
-        if SystemTime::now() >= self.expires_at {
+        if SystemTime::now() >= self.expires_at() {
             return None;
         }
         if !self.reuse && self.spent[i].swap(true, Ordering::AcqRel) {
@@ -180,7 +210,13 @@ impl Grant {
     }
 }
 
-/// Tells each grant's own TTL to moka.
+/// Nanoseconds since the Unix epoch (0 before it; saturating far after it).
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Tells moka each grant's own end: at creation, and again when an extension re-puts it.
 struct GrantExpiry;
 
 impl moka::Expiry<GrantId, Arc<Grant>> for GrantExpiry {
@@ -190,8 +226,29 @@ impl moka::Expiry<GrantId, Arc<Grant>> for GrantExpiry {
         value: &Arc<Grant>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.remaining())
     }
+
+    fn expire_after_update(
+        &self,
+        _key: &GrantId,
+        value: &Arc<Grant>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.remaining())
+    }
+}
+
+/// Why a grant could not be extended.
+#[derive(Debug)]
+pub enum ExtendError<E> {
+    /// No such live grant.
+    NotFound,
+    /// It already ends at approval time + its `max_ttl`; the cap is given.
+    AtCap(SystemTime),
+    /// The commit (its audit line) failed: nothing changed.
+    Commit(E),
 }
 
 /// A grant that ended on its own (its TTL ran out).
@@ -226,6 +283,10 @@ impl Grants {
         let cache = moka::future::Cache::builder()
             .expire_after(GrantExpiry)
             .eviction_listener(move |_id, grant: Arc<Grant>, cause| {
+                // An extension re-puts the same grant: it stays live and indexed.
+                if cause == RemovalCause::Replaced {
+                    return;
+                }
                 unindex(&index, &grant);
                 if cause == RemovalCause::Expired {
                     watching.ended(&grant.id, GrantStatus::Expired);
@@ -297,6 +358,45 @@ impl Grants {
         gone
     }
 
+    /// Moves a live grant's end `by` later (never past its cap). `commit` runs first,
+    /// with the new end, under moka's per-entry lock (so extensions of one grant never
+    /// interleave, and one that races its expiry finds nothing): when it fails, nothing
+    /// changes. Then the end moves, watchers hear of it, and moka follows.
+    pub async fn extend<E: Send + Sync + 'static>(
+        &self,
+        id: &GrantId,
+        by: impl FnOnce(&Grant) -> Duration,
+        commit: impl FnOnce(&Grant, SystemTime) -> Result<(), E>,
+    ) -> Result<Arc<Grant>, ExtendError<E>> {
+        use moka::ops::compute::{CompResult, Op};
+        let done = self
+            .cache
+            .entry_by_ref(id)
+            .and_try_compute_with(|entry| {
+                let step = || {
+                    let grant = entry.ok_or(ExtendError::NotFound)?.into_value();
+                    if grant.closed.load(Ordering::Acquire) {
+                        return Err(ExtendError::NotFound);
+                    }
+                    let end = grant
+                        .extended_end(by(&grant))
+                        .ok_or(ExtendError::AtCap(grant.cap()))?;
+                    commit(&grant, end).map_err(ExtendError::Commit)?;
+                    grant.ends.store(nanos(end), Ordering::Release);
+                    self.watch.extended(&grant.id, end);
+                    Ok(Op::Put(grant))
+                };
+                std::future::ready(step())
+            })
+            .await?;
+        match done {
+            CompResult::ReplacedWith(e) | CompResult::Inserted(e) | CompResult::Unchanged(e) => {
+                Ok(e.into_value())
+            }
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(ExtendError::NotFound),
+        }
+    }
+
     /// A secret's value changed: watchers of grants that cover it hear of it.
     pub fn secret_changed(&self, name: SecretName) {
         self.watch.secret_changed(name);
@@ -322,9 +422,9 @@ impl Grants {
             .cache
             .iter()
             .map(|(_, g)| g)
-            .filter(|g| g.expires_at > now)
+            .filter(|g| g.expires_at() > now)
             .collect();
-        all.sort_by_key(|g| g.expires_at);
+        all.sort_by_key(|g| g.expires_at());
         all
     }
 
@@ -348,5 +448,125 @@ fn unindex(index: &RwLock<HashMap<Agent, Vec<Arc<Grant>>>>, grant: &Grant) {
         if list.is_empty() {
             index.remove(&grant.agent);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use keygate_policies::{Decision, Evaluation};
+    use keygate_proto::AgentName;
+
+    use super::*;
+    use crate::requests::Asked;
+
+    fn grant(ttl: Duration, max_ttl: Duration) -> Arc<Grant> {
+        let eval = Evaluation {
+            decision: Decision::Ask {
+                approvers: Approvers::default(),
+                quorum: 1,
+            },
+            rule: Some("r".into()),
+            reason: "asks".into(),
+            ttl,
+            ttl_was_cut: false,
+            max_ttl,
+            request_timeout: Duration::from_secs(60),
+            reuse: true,
+        };
+        let asked = Asked {
+            agent: Agent {
+                name: AgentName::new("ci-one").unwrap(),
+                serial: 7,
+            },
+            secrets: vec![SecretName::new("github/token").unwrap()],
+            reason: "why".into(),
+            command: None,
+            command_sha256: None,
+            host: None,
+        };
+        let request = Request::pending(asked, &eval, Approvers::default(), 1);
+        Arc::new(Grant::for_request(&request, ttl, vec!["a".into()]))
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn an_extension_adds_up_to_the_cap_and_nothing_past_it() {
+        let g = grant(10 * MIN, 30 * MIN);
+        let end = g.expires_at();
+        assert_eq!(g.cap(), g.created_at + 30 * MIN);
+        assert_eq!(g.extended_end(15 * MIN), Some(end + 15 * MIN));
+        assert_eq!(g.extended_end(25 * MIN), Some(g.cap()), "cut to the cap");
+        assert_eq!(g.extended_end(Duration::MAX), Some(g.cap()), "no overflow");
+        g.ends.store(nanos(g.cap()), Ordering::Release);
+        assert_eq!(g.extended_end(MIN), None, "at the cap: nothing to add");
+        assert_eq!(g.reference().expires_at, Timestamp::from(g.cap()));
+
+        let at_cap = grant(30 * MIN, 30 * MIN);
+        assert_eq!(at_cap.extended_end(MIN), None);
+    }
+
+    #[tokio::test]
+    async fn moka_follows_an_extended_end() {
+        let (grants, mut ended) = Grants::new();
+        let g = grant(Duration::from_secs(1), MIN);
+        let agent = g.agent.clone();
+        let secret = g.secrets[0].clone();
+        grants.insert(Arc::clone(&g)).await;
+        let mut audited = None;
+        let extended = grants
+            .extend(
+                &g.id,
+                |_| Duration::from_secs(2),
+                |_, end| {
+                    audited = Some(end);
+                    Ok::<_, std::io::Error>(())
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(audited, Some(extended.expires_at()));
+        assert_eq!(extended.expires_at(), g.created_at + Duration::from_secs(3));
+
+        // Past the old end it is still live, listed, found and indexed.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        grants.tick().await;
+        assert!(ended.try_recv().is_err(), "it did not end at the old end");
+        assert!(grants.get(&g.id).await.is_some());
+        assert_eq!(grants.list().len(), 1);
+        assert!(grants.find(&agent, &secret, None).is_some());
+
+        // A failing commit changes nothing.
+        let before = g.expires_at();
+        let failed = grants
+            .extend(
+                &g.id,
+                |_| MIN,
+                |_, _| Err(std::io::Error::other("disk full")),
+            )
+            .await;
+        assert!(matches!(failed, Err(ExtendError::Commit(_))));
+        assert_eq!(g.expires_at(), before);
+
+        // At the new end it ends, and is reported once.
+        let ends = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                grants.tick().await;
+                if let Ok(e) = ended.try_recv() {
+                    break e;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(ends.grant.id, g.id);
+        assert!(SystemTime::now() >= before, "not before its new end");
+        assert!(grants.find(&agent, &secret, None).is_none());
+        let gone = grants
+            .extend(&g.id, |_| MIN, |_, _| Ok::<_, std::io::Error>(()))
+            .await;
+        assert!(matches!(gone, Err(ExtendError::NotFound)));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use keygate_proto::api::{GrantStatus, GrantWatch};
-use keygate_proto::{GrantId, SecretName};
+use keygate_proto::{GrantId, SecretName, Timestamp};
 use tokio::sync::watch;
 
 use super::Grant;
@@ -66,10 +66,18 @@ impl Watch {
             Known {
                 agent: grant.agent.clone(),
                 secrets: grant.secrets.clone(),
-                expires_at: grant.expires_at,
+                expires_at: grant.expires_at(),
                 ended: None,
             },
         );
+    }
+
+    /// A grant's end moved. Watchers need no wake-up: each one's sleep ends at the old
+    /// end at the latest, and then it reads this.
+    pub(super) fn extended(&self, id: &GrantId, expires_at: SystemTime) {
+        if let Some(k) = lock(&self.known).get_mut(id) {
+            k.expires_at = expires_at;
+        }
     }
 
     pub(super) fn ended(&self, id: &GrantId, status: GrantStatus) {
@@ -147,6 +155,7 @@ impl Watch {
                     status,
                     epoch,
                     changed,
+                    expires_at: Some(Timestamp::from(known.expires_at)),
                 });
             }
             let expiry = known

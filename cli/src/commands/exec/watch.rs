@@ -4,7 +4,7 @@
 //!
 //! When the daemon cannot be reached, nothing says whether the grant still stands: the
 //! watcher retries with backoff and lets the child run until the grant's own
-//! `expires_at`, then ends it as expired (fail closed, without killing a server for a
+//! `expires_at` (the latest the daemon told, so an extension counts), then ends it as expired (fail closed, without killing a server for a
 //! daemon restart of a few seconds). A daemon that answers but no longer knows the grant
 //! (404, or our token is refused) ends it at once.
 
@@ -50,6 +50,8 @@ async fn watch(client: &Client, grant: &GrantRef, tx: &UnboundedSender<Event>) -
     let mut since = 0u64;
     let mut first = true;
     let mut backoff = Duration::from_secs(1);
+    // The end to hold out for while the daemon cannot be asked: later once extended.
+    let mut expires_at = grant.expires_at;
     loop {
         let wait = if first { Duration::ZERO } else { WAIT };
         let path = format!(
@@ -59,6 +61,9 @@ async fn watch(client: &Client, grant: &GrantRef, tx: &UnboundedSender<Event>) -
         match client.get::<GrantWatch>(&path).await {
             Ok(w) => {
                 backoff = Duration::from_secs(1);
+                if let Some(end) = w.expires_at {
+                    expires_at = end;
+                }
                 match w.status {
                     GrantStatus::Live => {}
                     GrantStatus::Revoked => return ended(format!("grant {id} revoked")),
@@ -81,7 +86,7 @@ async fn watch(client: &Client, grant: &GrantRef, tx: &UnboundedSender<Event>) -
             Err(e) => {
                 // Unreachable, restarting, overloaded: wait and ask again, but never past
                 // the grant's own end.
-                let left = grant.expires_at.remaining();
+                let left = expires_at.remaining();
                 if left.is_zero() {
                     return ended(format!(
                         "grant {id} expired while the daemon could not be asked ({})",

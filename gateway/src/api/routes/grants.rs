@@ -1,11 +1,11 @@
-//! `/v1/grants`: list live grants; revoke them (operator).
+//! `/v1/grants`: list live grants; revoke and extend them (operator).
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use keygate_proto::GrantId;
-use keygate_proto::api::{RevokeBody, Revoked};
+use keygate_proto::api::{ExtendBody, RevokeBody, Revoked};
 
 use super::Reply;
 use crate::api::body::{json, long_poll_wait, query, reply};
@@ -56,4 +56,24 @@ pub async fn revoke(gate: &Ctx, caller: &Caller, body: Incoming) -> Reply {
     };
     let revoked = gate.revoke(&selector, &by).await?;
     Ok(reply(StatusCode::OK, &Revoked { revoked }))
+}
+
+/// `POST /v1/grants/{id}/extend` (operator): `{"by"?: DURATION}`, the grant's own TTL by
+/// default; the grant with its new end.
+pub async fn extend(gate: &Ctx, caller: &Caller, raw: &str, body: Incoming) -> Reply {
+    auth::operator(caller)?;
+    let id = GrantId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let body: ExtendBody = json(body).await?;
+    let by = body
+        .by
+        .as_deref()
+        .map(keygate_proto::duration::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let who = Actor {
+        who: "operator".into(),
+        via: "terminal",
+    };
+    let grant = gate.extend(&id, by, &who).await?;
+    Ok(reply(StatusCode::OK, &grant))
 }

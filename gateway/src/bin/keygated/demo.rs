@@ -142,6 +142,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         guild_id: Some(sc.guild_id),
         api_url: Some(sim.rest_url()),
         gateway_url: Some(sim.gateway_url()),
+        ping: true,
     });
 
     say("keygate demo: an agent asks for a secret, a human approves it in Discord, and only");
