@@ -41,11 +41,13 @@ fn secret_in_path(trimmed: &str) -> Option<&str> {
     trimmed.strip_prefix("/v1/secrets/")
 }
 
+/// The header `keygate exec` presents its command's hash in, parsed once.
+static COMMAND: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static(keygate_proto::api::COMMAND_HEADER);
+
 /// The command hash `keygate exec` presents.
 fn command(headers: &hyper::HeaderMap) -> Option<&str> {
-    headers
-        .get(keygate_proto::api::COMMAND_HEADER)
-        .and_then(|v| v.to_str().ok())
+    headers.get(&COMMAND).and_then(|v| v.to_str().ok())
 }
 
 /// The most segments any route but the secrets' has (`/v1/requests/{id}/approve`).

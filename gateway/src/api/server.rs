@@ -417,10 +417,12 @@ where
             return Either::Left(std::future::ready(Ok(answer)));
         }
         let gate = Arc::clone(&gate);
-        Either::Right(async move {
+        // Boxed: hyper moves the service's future into place for every request, and
+        // the router's is large; the answer at once is not.
+        Either::Right(Box::pin(async move {
             let _busy = busy;
             super::handle(gate, req).await
-        })
+        }))
     });
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
