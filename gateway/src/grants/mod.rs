@@ -33,7 +33,9 @@ use self::watch::{Watch, WatchError};
 use crate::identity::Agent;
 use crate::requests::Request;
 
-/// A live grant. Values are never copied into it: they are read from the store at release.
+/// A live grant. Values are read from the store at release; the only copy a grant holds
+/// is a reusable grant's last answer per secret (the release JSON, zeroized when
+/// dropped), which goes when the grant is closed or ends, or the value changes.
 #[derive(Debug)]
 pub struct Grant {
     pub id: GrantId,
