@@ -319,6 +319,12 @@ impl AuditLog {
         }
     }
 
+    /// Whether the log is writing normally (no failure is being recovered from): a
+    /// release may then go ahead without [`AuditLog::ensure_writable`]'s work.
+    pub fn is_writable(&self) -> bool {
+        !self.failing.load(Ordering::Acquire)
+    }
+
     /// `Ok` when the log can be written: at once while it is healthy, else after writing
     /// the held lines and an `audit_resumed` line. Releases call it first, so a failing
     /// log releases nothing, not even reads that share a grant's one audit line.

@@ -189,3 +189,52 @@ fn exec_keeps_running_past_the_old_end() {
     assert!(lines.iter().any(|l| l == "finished"), "{lines:?}");
     assert!(!stderr.contains("expired"), "{stderr}");
 }
+
+/// Repeated reads under a reusable grant are answered from the answer the first read
+/// built; an extension must not leave the old end in it.
+#[test]
+fn a_read_after_an_extension_tells_the_new_end() {
+    let d = Daemon::start();
+    let (g, t) = approved(&d, "github/token");
+    let id = g["id"].as_str().unwrap();
+    let path = "/v1/secrets/github%2Ftoken";
+    let read = |what: &str| {
+        let (status, body) = d.http("GET", path, &t, b"");
+        assert_eq!(status, 200, "{what}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("release JSON");
+        assert_eq!(v["value"], "v");
+        v["grant"]["expires_at"].clone()
+    };
+    assert_eq!(read("first"), g["expires_at"]);
+    assert_eq!(read("repeated"), g["expires_at"]);
+    let r = d.keygate(&["extend", id]).ok();
+    let new_end = serde_json::Value::String(r.stdout.trim().to_owned());
+    assert_ne!(new_end, g["expires_at"]);
+    assert_eq!(read("after the extension"), new_end);
+    assert_eq!(read("repeated after it"), new_end);
+}
+
+/// The grant's own clock (what a read checks, with no trip through moka) moves with an
+/// extension: past the old end, reads are still served.
+#[test]
+fn reads_go_on_past_the_old_end() {
+    let d = Daemon::start();
+    // "short lived": ttl 5s, reusable.
+    let (g, t) = approved(&d, "short/token");
+    let id = g["id"].as_str().unwrap();
+    d.keygate(&["extend", id, "--by", "10m"]).ok();
+    let old_end = std::time::SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(secs(&g["expires_at"])).unwrap());
+    keygate_tests::poll(Duration::from_secs(20), "the old end to pass", || {
+        (std::time::SystemTime::now() > old_end + Duration::from_secs(1)).then_some(())
+    });
+    let r = d
+        .keygate_as(&t, &["get", "short/token", "--timeout", "1s"])
+        .run();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "v\n"), "{r:?}");
+    assert_eq!(
+        d.requests().len(),
+        1,
+        "served under the grant, no new request"
+    );
+}

@@ -138,3 +138,38 @@ fn revoke_by_id_agent_secret_and_all() {
     let unknown = d.keygate(&["revoke", &id]).run();
     assert_eq!(unknown.code, 1, "{unknown:?}");
 }
+
+/// Repeated reads under a reusable grant are answered from what the first read built
+/// (docs/benchmarks.md): that answer follows every change of the value, and nothing is
+/// served from it once the grant is revoked, the secret removed or the agent gone.
+#[test]
+fn repeated_reads_follow_the_value_and_stop_with_the_grant() {
+    let d = Daemon::start();
+    d.secret("github/token", "ghp_1");
+    let t = d.agent("ci-one");
+    assert_eq!(get_approved(&d, &t, "github/token"), "ghp_1\n");
+    let path = "/v1/secrets/github%2Ftoken";
+    let read = |want: &str| {
+        let (status, body) = d.http("GET", path, &t, b"");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["value"], want, "{body}");
+    };
+    read("ghp_1");
+    read("ghp_1");
+    d.secret("github/token", "ghp_2");
+    read("ghp_2");
+    read("ghp_2");
+    assert_eq!(grants(&d)[0]["reads"], 5, "every read is counted");
+    d.keygate(&["secrets", "rm", "github/token"]).ok();
+    let (status, body) = d.http("GET", path, &t, b"");
+    assert_eq!(status, 409, "a removed secret is not served: {body}");
+    d.secret("github/token", "ghp_3");
+    read("ghp_3");
+    read("ghp_3");
+    let id = grants(&d)[0]["id"].as_str().expect("id").to_owned();
+    d.keygate(&["revoke", &id]).ok();
+    let (status, body) = d.http("GET", path, &t, b"");
+    assert_eq!(status, 403, "revoked at once: {body}");
+    assert_eq!(d.audit().matches("\"event\":\"released\"").count(), 1);
+}

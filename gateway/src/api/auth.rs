@@ -11,14 +11,26 @@ use crate::identity::Caller;
 /// Whether the request carries the operator's token (nothing is audited: this only
 /// decides whether a reserved connection slot may serve it).
 pub fn is_operator(gate: &Gate, headers: &header::HeaderMap) -> bool {
+    known(gate, headers).is_some_and(|c| matches!(c, Caller::Operator))
+}
+
+/// The caller, if the request carries a well-formed, known token; `None` says nothing
+/// about why (nothing is audited: [`caller`] does that).
+pub fn known(gate: &Gate, headers: &header::HeaderMap) -> Option<Caller> {
     headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .and_then(|t| gate.authenticate(t))
+}
+
+/// The token in an `Authorization: Bearer <token>` value, if well-formed.
+fn bearer(value: &header::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
-        .and_then(|t| gate.authenticate(t))
-        .is_some_and(|c| matches!(c, Caller::Operator))
 }
 
 /// Authenticates the caller; an unknown token is audited.
@@ -28,13 +40,7 @@ pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
             "no token: send `Authorization: Bearer <token>` (the CLI reads KEYGATE_TOKEN)",
         ));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= 256);
-    let Some(token) = token else {
+    let Some(token) = bearer(value) else {
         gate.auth_failed(parts.uri.path(), "malformed authorization header");
         return Err(ApiError::unauthenticated(
             "malformed Authorization header: expected `Bearer <token>`",

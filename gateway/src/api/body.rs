@@ -113,24 +113,10 @@ fn data_error(message: &str) -> String {
 
 /// A 200 (or `status`) JSON response.
 pub fn reply<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
-    // Most answers are small: one allocation, and the headers as static values rather
-    // than through the checking builder (this is the grant hit's answer).
+    // Most answers are small: one allocation.
     let mut body = Vec::with_capacity(256);
     match serde_json::to_writer(&mut body, value) {
-        Ok(()) => {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() = status;
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
-            );
-            headers.insert(
-                header::CACHE_CONTROL,
-                header::HeaderValue::from_static("no-store"),
-            );
-            response
-        }
+        Ok(()) => json_reply(status, Bytes::from(body)),
         Err(e) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             keygate_proto::api::ErrorCode::Internal,
@@ -138,6 +124,23 @@ pub fn reply<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes
         )
         .into_response(),
     }
+}
+
+/// A response carrying JSON already encoded (the grant hit's answer).
+pub fn json_reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    // The headers as static values rather than through the checking builder.
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// Decodes a path segment: `%2F` (either case) becomes `/`; any other escape, or a

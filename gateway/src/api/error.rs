@@ -108,6 +108,7 @@ impl From<GateError> for ApiError {
             }
             GateError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IdentityError),
             GateError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown),
+            GateError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         };
         if status.is_server_error() {
             tracing::error!("{message}");

@@ -21,35 +21,86 @@ pub async fn handle(
         .unwrap_or_else(ApiError::into_response))
 }
 
+/// The grant hit answered at once, with no await, when nothing about it needs more:
+/// `GET /v1/secrets/{name}` by an agent whose reusable grant keeps the answer its first
+/// read gave. `None` leaves the request to [`handle`] untouched: nothing was taken,
+/// counted or audited. Answering here lets the request go before hyper reads on (its
+/// read buffer is then reused rather than allocated afresh for every request).
+pub fn answer_at_once(gate: &Ctx, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if req.method() != Method::GET {
+        return None;
+    }
+    let name = secret_in_path(req.uri().path().trim_end_matches('/'))?;
+    let caller = auth::known(gate, req.headers())?;
+    secrets::release_kept(gate, &caller, name, command(req.headers()))
+}
+
+/// The name in `/v1/secrets/{name}` (the path without its trailing `/`s): what follows,
+/// `/`s and all, never empty.
+fn secret_in_path(trimmed: &str) -> Option<&str> {
+    trimmed.strip_prefix("/v1/secrets/")
+}
+
+/// The header `keygate exec` presents its command's hash in, parsed once.
+static COMMAND: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static(keygate_proto::api::COMMAND_HEADER);
+
+/// The command hash `keygate exec` presents.
+fn command(headers: &hyper::HeaderMap) -> Option<&str> {
+    headers.get(&COMMAND).and_then(|v| v.to_str().ok())
+}
+
+/// The most segments any route but the secrets' has (`/v1/requests/{id}/approve`).
+const MAX_SEGMENTS: usize = 4;
+
 async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let q = parts.uri.query();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let trimmed = path.trim_end_matches('/');
+    // The segments, without allocating: a path with more than `MAX_SEGMENTS` can only be
+    // a secret's, whose name (any number of `/`) is the rest of the path as it came.
+    let mut buf = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    let mut long = false;
+    for s in trimmed.split('/').skip(1) {
+        if n == MAX_SEGMENTS {
+            long = true;
+            break;
+        }
+        buf[n] = s;
+        n += 1;
+    }
+    let segments = &buf[..n];
     let m = &parts.method;
 
-    if segments == ["healthz"] && *m == Method::GET {
+    if !long && segments == ["healthz"] && *m == Method::GET {
         return Ok(health::get());
     }
     if segments.first() != Some(&"v1") {
         return Err(ApiError::not_found(format!("no route {path}")));
     }
     let caller = auth::caller(&gate, &parts)?;
+    let no_route = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            keygate_proto::api::ErrorCode::NotFound,
+            format!("no route {} {path}", parts.method),
+        )
+    };
+    if let Some(name) = secret_in_path(trimmed) {
+        return match *m {
+            Method::GET => secrets::release(&gate, &caller, name, command(&parts.headers)).await,
+            Method::PUT => secrets::set(&gate, &caller, name, body).await,
+            Method::DELETE => secrets::remove(&gate, &caller, name).await,
+            _ => Err(no_route()),
+        };
+    }
+    if long {
+        return Err(no_route());
+    }
     match (m, &segments[1..]) {
         (&Method::GET, ["secrets"]) => secrets::list(&gate, &caller).await,
-        (&Method::GET, ["secrets", rest @ ..]) if !rest.is_empty() => {
-            let command = parts
-                .headers
-                .get(keygate_proto::api::COMMAND_HEADER)
-                .and_then(|v| v.to_str().ok());
-            secrets::release(&gate, &caller, &rest.join("/"), command).await
-        }
-        (&Method::PUT, ["secrets", rest @ ..]) if !rest.is_empty() => {
-            secrets::set(&gate, &caller, &rest.join("/"), body).await
-        }
-        (&Method::DELETE, ["secrets", rest @ ..]) if !rest.is_empty() => {
-            secrets::remove(&gate, &caller, &rest.join("/")).await
-        }
         (&Method::POST, ["requests"]) => requests::file(&gate, &caller, body).await,
         (&Method::GET, ["requests"]) => Ok(requests::list(&gate, &caller)),
         (&Method::GET, ["requests", id]) => requests::get(&gate, &caller, id, q).await,
@@ -71,10 +122,6 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::GET, ["audit"]) => audit::list(&gate, &caller, q),
         (&Method::GET, ["audit", "verify"]) => audit::verify(&gate, &caller),
         (&Method::GET, ["status"]) => Ok(status::get(&gate, &caller)),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            keygate_proto::api::ErrorCode::NotFound,
-            format!("no route {} {path}", parts.method),
-        )),
+        _ => Err(no_route()),
     }
 }

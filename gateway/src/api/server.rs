@@ -406,28 +406,112 @@ where
     let activity = Arc::clone(&slot.activity);
     let reserved = slot.reserved;
     let service = service_fn(move |req: Request<Incoming>| {
+        use futures_util::future::Either;
         let busy = Busy::begin(&activity);
-        let gate = Arc::clone(&gate);
-        async move {
-            let _busy = busy;
-            if reserved && !reserve_may_serve(&gate, &req) {
-                return Ok::<_, Infallible>(busy_answer());
-            }
-            super::handle(gate, req).await
+        if reserved && !reserve_may_serve(&gate, &req) {
+            return Either::Left(std::future::ready(Ok::<_, Infallible>(busy_answer())));
         }
+        // A repeated grant hit needs no await: answered here, and the request dropped
+        // before hyper reads on.
+        if let Some(answer) = super::answer_at_once(&gate, &req) {
+            return Either::Left(std::future::ready(Ok(answer)));
+        }
+        let gate = Arc::clone(&gate);
+        // Boxed: hyper moves the service's future into place for every request, and
+        // the router's is large; the answer at once is not.
+        Either::Right(Box::pin(async move {
+            let _busy = busy;
+            super::handle(gate, req).await
+        }))
     });
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        // Idle too long, or evicted: closed, with nothing in flight to lose.
-        () = slot.activity.expired(shared.idle) => return,
-        _ = stop.wait_for(|s| *s) => {}
+    // Idle too long, evicted, or told to stop. Polled only when one of those wakes it,
+    // not each time hyper wakes the connection (a few times a request).
+    let ended = Box::pin(async {
+        tokio::select! {
+            () = slot.activity.expired(shared.idle) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        }
+    });
+    match Until::new(conn.as_mut(), ended).await {
+        Err(true) => {}
+        // Done, or idle or evicted: closed, with nothing in flight to lose.
+        Ok(_) | Err(false) => return,
     }
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         _ = conn.as_mut() => {}
         () = slot.activity.expired(shared.idle) => {}
+    }
+}
+
+/// Runs `main` until it ends (`Ok`) or `side` does (`Err`), polling `side` only after its
+/// own waker fired: a `select!` would poll every branch on every wake of the task.
+struct Until<M, S> {
+    main: M,
+    side: S,
+    waker: Arc<SideWaker>,
+}
+
+/// Notes that the side future was woken, and wakes the task.
+#[derive(Debug, Default)]
+struct SideWaker {
+    woken: std::sync::atomic::AtomicBool,
+    task: futures_util::task::AtomicWaker,
+}
+
+impl std::task::Wake for SideWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<M, S> Until<M, S> {
+    fn new(main: M, side: S) -> Self {
+        let waker = Arc::new(SideWaker::default());
+        // Polled once at the start, so that it can register its wake-ups.
+        waker
+            .woken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Self { main, side, waker }
+    }
+}
+
+impl<M, S> std::future::Future for Until<M, S>
+where
+    M: std::future::Future + Unpin,
+    S: std::future::Future + Unpin,
+{
+    type Output = Result<M::Output, S::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        if let Poll::Ready(out) = std::pin::Pin::new(&mut self.main).poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        // Registered before the flag is taken: a wake after this reaches the task.
+        self.waker.task.register(cx.waker());
+        if self
+            .waker
+            .woken
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            let waker = std::task::Waker::from(Arc::clone(&self.waker));
+            let mut side_cx = std::task::Context::from_waker(&waker);
+            if let Poll::Ready(out) = std::pin::Pin::new(&mut self.side).poll(&mut side_cx) {
+                return Poll::Ready(Err(out));
+            }
+        }
+        Poll::Pending
     }
 }
 

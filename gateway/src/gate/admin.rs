@@ -36,7 +36,10 @@ impl Gate {
 
     pub async fn lock_store(&self) -> Result<(), GateError> {
         self.audit.record(&Event::StoreLocked)?;
-        Ok(self.store.lock().await?)
+        let locked = self.store.lock().await;
+        // No decrypted value stays behind, in the store's cache or in a grant's answer.
+        self.grants.forget_answers(None);
+        Ok(locked?)
     }
 
     pub async fn unlock_store(&self, passphrase: secrecy::SecretString) -> Result<(), GateError> {

@@ -73,6 +73,8 @@ pub enum GateError {
     Identity(#[from] crate::identity::IdentityError),
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    #[error("cannot encode the answer: {0}")]
+    Encode(#[source] serde_json::Error),
 }
 
 impl From<CallError> for GateError {

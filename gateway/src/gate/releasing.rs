@@ -2,15 +2,23 @@
 //! that covers the secret (a single-use grant is spent by the read), or a rule that allows
 //! it outright; every release is audited before it is answered, and a failing audit log
 //! releases nothing.
+//!
+//! The API sends [`Gate::release_json`]: the answer as JSON, in memory that is zeroized
+//! once the last copy is dropped. A reusable grant keeps the answer its first read gave
+//! for each secret (the grant itself decides whether a read may happen; the kept answer
+//! only saves building the same bytes again), until the value changes or the grant ends.
+//! [`Gate::release_kept`] serves such a repeated read at once, with no await.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use keygate_policies::Decision;
 use keygate_proto::SecretName;
 use keygate_proto::api::Release;
 
 use super::{Gate, GateError};
 use crate::audit::Event;
+use crate::grants::Grant;
 use crate::identity::Agent;
 
 impl Gate {
@@ -30,7 +38,65 @@ impl Gate {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
             None => None,
         };
-        let (grant, basis) = if let Some(g) = found.as_ref() {
+        self.release_under(agent, secret, found.as_ref()).await
+    }
+
+    /// [`Gate::release`], answered as the JSON the API sends.
+    pub async fn release_json(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+    ) -> Result<Bytes, GateError> {
+        self.audit.ensure_writable()?;
+        let found = self.grants.find(agent, secret, command);
+        let _open = match &found {
+            Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
+            None => None,
+        };
+        // Read before the value: an answer is kept only under the generation that was
+        // current before its value was read, so a change meanwhile makes it stale.
+        let generation = self.store.generation();
+        if let Some(body) = found.as_ref().and_then(|g| g.answer(secret, generation)) {
+            return Ok(body);
+        }
+        let release = self.release_under(agent, secret, found.as_ref()).await?;
+        let mut json = zeroize::Zeroizing::new(Vec::with_capacity(256));
+        serde_json::to_writer(&mut *json, &release).map_err(GateError::Encode)?;
+        let body = Bytes::from_owner(json);
+        if let Some(g) = &found {
+            g.keep_answer(secret, generation, &body);
+        }
+        Ok(body)
+    }
+
+    /// A repeated read under a reusable grant, answered at once with the answer its first
+    /// read gave: the same checks as [`Gate::release_json`], with no await. `None` when
+    /// anything needs more (no such grant, nothing kept, the value changed, the audit log
+    /// failing, the grant being closed): nothing was taken or counted, and the read goes
+    /// the whole way.
+    pub fn release_kept(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+    ) -> Option<Bytes> {
+        if !self.audit.is_writable() {
+            return None;
+        }
+        self.grants
+            .take_kept(agent, secret, command, self.store.generation())
+    }
+
+    /// The value of `secret` for `agent`, under `grant` (its read taken and held open by
+    /// the caller) or, without one, if a rule allows it outright; audited.
+    async fn release_under(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        found: Option<&Arc<Grant>>,
+    ) -> Result<Release, GateError> {
+        let (grant, basis) = if let Some(g) = found {
             (Some(Arc::clone(g)), None)
         } else {
             let eval = self.policy().evaluate(&agent.name, secret, None);

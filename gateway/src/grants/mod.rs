@@ -3,8 +3,10 @@
 //! eviction listener (fired during maintenance, which the daemon runs every half second)
 //! tells the rest of the daemon so the audit log and approval messages can say so.
 //!
-//! The hot path is [`Grants::find`]: a read lock on a small per-agent index, then a cache
-//! presence check. No disk, no await, no allocation.
+//! The hot path is [`Grants::find`]: a read lock on a small per-agent index, then the
+//! grant's own flags and clock (not moka's table). No disk, no await, no allocation. A
+//! reusable grant also keeps the answer it gave for each secret ([`Grant::answer`]), so a
+//! repeated read builds nothing.
 //!
 //! `Grants` alone owns the cache, its per-agent index, and [`watch`]ing: every way a grant
 //! starts, is extended or ends goes through here, so watchers always hear of it.
@@ -16,6 +18,8 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,7 +35,9 @@ use self::watch::{Watch, WatchError};
 use crate::identity::Agent;
 use crate::requests::Request;
 
-/// A live grant. Values are never copied into it: they are read from the store at release.
+/// A live grant. Values are read from the store at release; the only copy a grant holds
+/// is a reusable grant's last answer per secret (the release JSON, zeroized when
+/// dropped), which goes when the grant is closed or ends, or the value changes.
 #[derive(Debug)]
 pub struct Grant {
     pub id: GrantId,
@@ -65,6 +71,26 @@ pub struct Grant {
     /// over; [`Grant::close`] waits for them, so a revocation that has returned leaves
     /// no read of this grant in flight.
     in_flight: tokio::sync::RwLock<()>,
+    /// Set once the grant has left the table (revoked, or its TTL ran out in moka's
+    /// clock): [`Grants::find`] no longer returns it.
+    ended: AtomicBool,
+    /// When the grant ends on the monotonic clock, no later than moka's entry does (its
+    /// TTL starts at insertion, after this was set): checked on every read, so a wall
+    /// clock set back does not stretch a grant.
+    /// Nanoseconds after `born` (`u64::MAX`: no end in sight); an extension moves it.
+    deadline: AtomicU64,
+    born: Instant,
+    /// Per secret (reusable grants only): the answer the first read gave, and the store
+    /// generation its value was read in. Later reads in the same generation get the same
+    /// bytes. Dropped when the grant is closed or ends; zeroized when the last copy goes.
+    answers: Vec<Mutex<Option<Answer>>>,
+}
+
+/// A release answer kept for the reads after the first.
+#[derive(Debug)]
+struct Answer {
+    generation: u64,
+    body: Bytes,
 }
 
 impl Grant {
@@ -91,7 +117,121 @@ impl Grant {
             reads: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
+            ended: AtomicBool::new(false),
+            deadline: AtomicU64::new(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
+            born: Instant::now(),
+            answers: (0..n).map(|_| Mutex::new(None)).collect(),
         }
+    }
+
+    /// Whether a read of `secret` presenting `command` may be served under this grant
+    /// now (before taking it: a single-use one may be spent, or its wall-clock end
+    /// passed).
+    fn serves(&self, secret: &SecretName, command: Option<&str>) -> bool {
+        self.index_of(secret).is_some()
+            && self
+                .command_sha256
+                .as_deref()
+                .is_none_or(|bound| Some(bound) == command)
+            // moka hides an expired entry at once, before its listener runs; the
+            // grant's own deadline is no later, and `ended` is set as it leaves the
+            // table. Neither costs a hash or a trip through moka.
+            && self.live()
+    }
+
+    /// Whether the grant is still in the table and within its time, as moka would say
+    /// (it hides an expired entry at once), without asking moka.
+    fn live(&self) -> bool {
+        !self.ended.load(Ordering::Acquire)
+            && u64::try_from(self.born.elapsed().as_nanos())
+                .is_ok_and(|t| t < self.deadline.load(Ordering::Acquire))
+    }
+
+    fn answers_of(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Option<Answer>>> {
+        self.answers
+            .get(i)
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The answer kept for `secret`, if it was built in store generation `generation`
+    /// (the value has not changed since) and the grant is still open.
+    pub fn answer(&self, secret: &SecretName, generation: u64) -> Option<Bytes> {
+        let i = self.index_of(secret)?;
+        if !self.reuse || !self.logged.get(i)?.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut kept = self.answers_of(i)?;
+        match kept.as_ref() {
+            Some(a) if a.generation == generation => Some(a.body.clone()),
+            // Stale: the value changed since. Not kept a moment longer.
+            Some(_) => {
+                *kept = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps the answer for `secret` (built from a value read in store generation
+    /// `generation`) for the next reads, unless the grant is single-use, closed or ended.
+    pub fn keep_answer(&self, secret: &SecretName, generation: u64, body: &Bytes) {
+        let Some(i) = self.index_of(secret) else {
+            return;
+        };
+        if !self.reuse {
+            return;
+        }
+        if let Some(mut kept) = self.answers_of(i) {
+            // Checked under the lock `forget_answers` takes: an answer is never kept
+            // after the grant's have been dropped.
+            if !self.closed.load(Ordering::Acquire) && !self.ended.load(Ordering::Acquire) {
+                *kept = Some(Answer {
+                    generation,
+                    body: body.clone(),
+                });
+            }
+        }
+    }
+
+    /// A repeated read of `secret` answered with the kept answer, the read counted: only
+    /// when the grant is reusable, open (held, as [`Grant::hold`] would, without
+    /// waiting), within its time, and keeps an answer from store generation
+    /// `generation`. `None` takes and counts nothing.
+    fn take_kept(&self, secret: &SecretName, generation: u64) -> Option<Bytes> {
+        if !self.reuse {
+            return None;
+        }
+        // Closing sets `closed`, then waits for every holder: a read that gets in before
+        // it is counted in the final tally, one after it sees `closed`.
+        let _open = self.in_flight.try_read().ok()?;
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let body = self.answer(secret, generation)?;
+        self.take(secret)?;
+        Some(body)
+    }
+
+    /// Drops the kept answers: for `secret`, or (`None`) all of them.
+    fn forget_answers_for(&self, secret: Option<&SecretName>) {
+        for (i, s) in self.secrets.iter().enumerate() {
+            if secret.is_none_or(|n| n == s)
+                && let Some(mut kept) = self.answers_of(i)
+            {
+                *kept = None;
+            }
+        }
+    }
+
+    /// Drops every kept answer (the grant is closed or has ended).
+    fn forget_answers(&self) {
+        self.forget_answers_for(None);
+    }
+
+    /// Marks the grant gone from the table, and drops its answers.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.forget_answers();
     }
 
     /// The id and end an agent is told with every release.
@@ -199,6 +339,7 @@ impl Grant {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         drop(self.in_flight.write().await);
+        self.forget_answers();
     }
 
     /// Gives a single-use read back (its audit line could not be written).
@@ -287,6 +428,7 @@ impl Grants {
                 if cause == RemovalCause::Replaced {
                     return;
                 }
+                grant.end();
                 unindex(&index, &grant);
                 if cause == RemovalCause::Expired {
                     watching.ended(&grant.id, GrantStatus::Expired);
@@ -332,17 +474,30 @@ impl Grants {
         index
             .get(agent)?
             .iter()
-            .find(|g| {
-                g.index_of(secret).is_some()
-                    && g.command_sha256
-                        .as_deref()
-                        .is_none_or(|bound| Some(bound) == command)
-                    // moka hides an expired entry at once, before its listener runs; a
-                    // presence check is no read for its popularity sketch, and no await.
-                    && self.cache.contains_key(&g.id)
-                    && g.take(secret).is_some()
-            })
+            .find(|g| g.serves(secret, command) && g.take(secret).is_some())
             .cloned()
+    }
+
+    /// The hot path's hot path: a repeated read answered at once with what the grant
+    /// [`find`](Grants::find) would take keeps for it (see [`Grant::answer`]). `None`
+    /// when that grant keeps nothing usable, or there is none: nothing was taken, and
+    /// the read goes the whole way.
+    pub fn take_kept(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+        generation: u64,
+    ) -> Option<Bytes> {
+        let index = self
+            .by_agent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index
+            .get(agent)?
+            .iter()
+            .find(|g| g.serves(secret, command))?
+            .take_kept(secret, generation)
     }
 
     pub async fn get(&self, id: &GrantId) -> Option<Arc<Grant>> {
@@ -352,7 +507,8 @@ impl Grants {
     /// Ends a grant before its time (revocation); the caller closes and audits it.
     pub async fn revoke(&self, id: &GrantId) -> Option<Arc<Grant>> {
         let gone = self.cache.remove(id).await;
-        if gone.is_some() {
+        if let Some(g) = &gone {
+            g.end();
             self.watch.ended(id, GrantStatus::Revoked);
         }
         gone
@@ -382,7 +538,17 @@ impl Grants {
                         .extended_end(by(&grant))
                         .ok_or(ExtendError::AtCap(grant.cap()))?;
                     commit(&grant, end).map_err(ExtendError::Commit)?;
+                    let later = end.duration_since(grant.expires_at()).unwrap_or_default();
+                    let later = u64::try_from(later.as_nanos()).unwrap_or(u64::MAX);
                     grant.ends.store(nanos(end), Ordering::Release);
+                    // The monotonic deadline moves as far (extensions of one grant never
+                    // interleave: this runs under moka's per-entry lock).
+                    let deadline = grant.deadline.load(Ordering::Acquire);
+                    grant
+                        .deadline
+                        .store(deadline.saturating_add(later), Ordering::Release);
+                    // Kept answers name the old end: the next read builds a new one.
+                    grant.forget_answers();
                     self.watch.extended(&grant.id, end);
                     Ok(Op::Put(grant))
                 };
@@ -397,9 +563,23 @@ impl Grants {
         }
     }
 
-    /// A secret's value changed: watchers of grants that cover it hear of it.
+    /// A secret's value changed: watchers of grants that cover it hear of it, and the
+    /// answers kept with the old value go (they would not be served again anyway: the
+    /// store's generation moved on).
     pub fn secret_changed(&self, name: SecretName) {
+        self.forget_answers(Some(&name));
         self.watch.secret_changed(name);
+    }
+
+    /// Drops kept answers: those for `secret`, or (`None`) all (the store was locked).
+    pub fn forget_answers(&self, secret: Option<&SecretName>) {
+        let index = self
+            .by_agent
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for g in index.values().flatten() {
+            g.forget_answers_for(secret);
+        }
     }
 
     /// Waits on a grant for `keygate exec` (see [`Watch::wait`]); `agent` is `None` for

@@ -54,6 +54,13 @@ impl CachedStore {
         self.store.is_locked()
     }
 
+    /// Bumped by every change that can make a value read before it stale (a set, a
+    /// removal, a lock): something built from a value read in generation `g` is current
+    /// while this still says `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn SecretStore) -> Result<T, StoreError> + Send + 'static,

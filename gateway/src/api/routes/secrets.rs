@@ -1,12 +1,14 @@
 //! `/v1/secrets`: the release point for agents, and the operator's management of values.
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
 use keygate_proto::api::{SecretInfo, SetSecretBody};
 use keygate_proto::{SecretName, Timestamp};
 
 use super::Reply;
-use crate::api::body::{json, path_segment, reply};
+use crate::api::body::{json, json_reply, path_segment, reply};
 use crate::api::error::ApiError;
 use crate::api::{Ctx, auth};
 use crate::identity::Caller;
@@ -19,8 +21,24 @@ fn name(raw: &str) -> Result<SecretName, ApiError> {
 pub async fn release(gate: &Ctx, caller: &Caller, raw: &str, command: Option<&str>) -> Reply {
     let agent = auth::agent(caller)?;
     let name = name(raw)?;
-    let release = gate.release(agent, &name, command).await?;
-    Ok(reply(StatusCode::OK, &release))
+    let body = gate.release_json(agent, &name, command).await?;
+    Ok(json_reply(StatusCode::OK, body))
+}
+
+/// `GET /v1/secrets/{name}` answered at once, if the agent's reusable grant keeps the
+/// answer (see [`crate::gate::Gate::release_kept`]); `None` leaves it to [`release`].
+pub fn release_kept(
+    gate: &Ctx,
+    caller: &Caller,
+    raw: &str,
+    command: Option<&str>,
+) -> Option<Response<Full<Bytes>>> {
+    let Caller::Agent(agent) = caller else {
+        return None;
+    };
+    let name = name(raw).ok()?;
+    let body = gate.release_kept(agent, &name, command)?;
+    Some(json_reply(StatusCode::OK, body))
 }
 
 /// `PUT /v1/secrets/{name}` (operator): `{"value": "..."}`.
