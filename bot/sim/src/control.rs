@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use super::messages::{Pings, SimMessage, id_of};
 use super::modals::SimModal;
 use super::rest::{respond, serve_with};
-use super::state::Shared;
+use super::state::{Settings, Shared, State};
 use super::{
     Callback, CommandSpec, GuildMode, InteractionHandle, ModalSubmitSpec, PressSpec, SimError,
     gateway, interactions, payloads,
@@ -81,7 +81,7 @@ async fn handle(
             let all = shared.read(|st| {
                 st.messages
                     .values()
-                    .map(|m| render(m, &shared))
+                    .map(|m| render(m, &shared.settings, st))
                     .collect::<Vec<_>>()
             });
             ok(&Value::Array(all))
@@ -140,7 +140,11 @@ async fn handle(
                 let Ok(id) = id.parse::<u64>() else {
                     return error(400, "message ids are numbers");
                 };
-                return match shared.read(|st| st.messages.get(&id).map(|m| render(m, &shared))) {
+                return match shared.read(|st| {
+                    st.messages
+                        .get(&id)
+                        .map(|m| render(m, &shared.settings, st))
+                }) {
                     Some(v) => ok(&v),
                     None => error(404, "no such message"),
                 };
@@ -204,8 +208,8 @@ fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {
 }
 
 /// A message as Discord renders it, plus what only the simulator knows under `sim`.
-fn render(m: &SimMessage, shared: &Shared) -> Value {
-    let mut v = payloads::message(m, &shared.settings);
+fn render(m: &SimMessage, settings: &Settings, st: &State) -> Value {
+    let mut v = payloads::message(m, settings);
     let buttons: Vec<Value> = m
         .buttons()
         .into_iter()
@@ -213,13 +217,13 @@ fn render(m: &SimMessage, shared: &Shared) -> Value {
             json!({ "custom_id": b.custom_id, "label": b.label, "style": b.style, "disabled": b.disabled })
         })
         .collect();
-    let modals: Vec<Value> = shared.read(|st| {
-        st.modals
-            .iter()
-            .filter(|x| x.open && x.message_id == Some(m.id))
-            .map(SimModal::json)
-            .collect()
-    });
+    // Called with the state already locked: never lock it again here.
+    let modals: Vec<Value> = st
+        .modals
+        .iter()
+        .filter(|x| x.open && x.message_id == Some(m.id))
+        .map(SimModal::json)
+        .collect();
     v["sim"] = json!({
         "edited": m.edited,
         "ephemeral": m.ephemeral(),
@@ -322,11 +326,13 @@ async fn answer(
     wait: Duration,
 ) -> Response<Full<Bytes>> {
     let callback = handle.response(wait).await;
-    let original = handle.original_message().map(|m| render(&m, shared));
+    let original = handle
+        .original_message()
+        .map(|m| shared.read(|st| render(&m, &shared.settings, st)));
     let followups: Vec<Value> = handle
         .followups()
         .iter()
-        .map(|m| render(m, shared))
+        .map(|m| shared.read(|st| render(m, &shared.settings, st)))
         .collect();
     let body = json!({
         "interaction_id": handle.id().to_string(),
