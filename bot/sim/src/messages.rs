@@ -689,14 +689,12 @@ fn check_v2(c: &Value, slot: Slot, path: &str) -> Result<(), ApiError> {
                 ));
             }
         }
-        11 => {
-            if c.pointer("/media/url").and_then(Value::as_str).is_none() {
-                return Err(form_err(
-                    &format!("{path}.media.url"),
-                    "BASE_TYPE_REQUIRED",
-                    "This field is required",
-                ));
-            }
+        11 if c.pointer("/media/url").and_then(Value::as_str).is_none() => {
+            return Err(form_err(
+                &format!("{path}.media.url"),
+                "BASE_TYPE_REQUIRED",
+                "This field is required",
+            ));
         }
         14 => {
             if let Some(sp) = c.get("spacing")

@@ -322,7 +322,7 @@ pub(crate) fn open(data: &Value, rec: &InteractionRecord) -> Result<SimModal, Ap
                 let Some(k) = c.get("component") else {
                     return Err(required(&format!("{path}component")));
                 };
-                if !matches!(k.get("type").and_then(Value::as_u64), Some(3 | 4 | 5..=8)) {
+                if !matches!(k.get("type").and_then(Value::as_u64), Some(3..=8)) {
                     return Err(err(
                         &format!("{path}component.type"),
                         "UNION_TYPE_CHOICES",

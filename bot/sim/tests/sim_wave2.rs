@@ -441,14 +441,14 @@ async fn modal_over_the_control_api() {
         for _ in 0..2 {
             let i = bot.interaction().await.unwrap();
             let reply = match &i.data {
-                Some(InteractionData::ModalSubmit(d)) => {
-                    let ModalInteractionComponent::ActionRow(r) = &d.components[0] else {
-                        panic!("{d:?}")
+                Some(InteractionData::ModalSubmit(data)) => {
+                    let ModalInteractionComponent::ActionRow(row) = &data.components[0] else {
+                        panic!("{data:?}")
                     };
-                    let ModalInteractionComponent::TextInput(t) = &r.components[0] else {
-                        panic!("{r:?}")
+                    let ModalInteractionComponent::TextInput(input) = &row.components[0] else {
+                        panic!("{row:?}")
                     };
-                    json!({"type": 7, "data": {"content": format!("ttl {}", t.value), "components": []}})
+                    json!({"type": 7, "data": {"content": format!("ttl {}", input.value), "components": []}})
                 }
                 _ => ttl_modal(),
             };

@@ -89,9 +89,9 @@ pub(super) fn callback(r: &Req<'_>, id: &str, token: &str) -> Reply {
             }
             // DEFERRED_UPDATE_MESSAGE: nothing visible yet. A modal submit may update
             // the message whose button opened the modal.
-            (6, 3) | (6, 5) if rec.message_id.is_some() => (rec.message_id, None),
+            (6, 3 | 5) if rec.message_id.is_some() => (rec.message_id, None),
             // UPDATE_MESSAGE: edit the message the component is on.
-            (7, 3) | (7, 5) if rec.message_id.is_some() => {
+            (7, 3 | 5) if rec.message_id.is_some() => {
                 let body = MessageBody::from_json(&data)?;
                 let target = rec.message_id.ok_or_else(ApiError::unknown_message)?;
                 let m = st
