@@ -16,12 +16,13 @@ use hyper::{Method, Request, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::messages::{SimMessage, id_of};
+use super::messages::{Pings, SimMessage, id_of};
+use super::modals::SimModal;
 use super::rest::{respond, serve_with};
-use super::state::Shared;
+use super::state::{Settings, Shared, State};
 use super::{
-    Callback, CommandSpec, GuildMode, InteractionHandle, PressSpec, SimError, gateway,
-    interactions, payloads,
+    Callback, CommandSpec, GuildMode, InteractionHandle, ModalSubmitSpec, PressSpec, SimError,
+    gateway, interactions, payloads,
 };
 
 /// How long `/press` and `/command` wait for the bot unless told otherwise.
@@ -80,12 +81,17 @@ async fn handle(
             let all = shared.read(|st| {
                 st.messages
                     .values()
-                    .map(|m| render(m, &shared))
+                    .map(|m| render(m, &shared.settings, st))
                     .collect::<Vec<_>>()
             });
             ok(&Value::Array(all))
         }
         "/press" if m == Method::POST => press(&shared, &body).await,
+        "/modal-submit" if m == Method::POST => modal_submit(&shared, &body).await,
+        "/modals" if m == Method::GET => {
+            let all: Vec<Value> = shared.read(|st| st.modals.iter().map(SimModal::json).collect());
+            ok(&Value::Array(all))
+        }
         "/command" if m == Method::POST => command(&shared, &body).await,
         "/drop" if m == Method::POST => {
             gateway::drop_connections(&shared);
@@ -134,7 +140,11 @@ async fn handle(
                 let Ok(id) = id.parse::<u64>() else {
                     return error(400, "message ids are numbers");
                 };
-                return match shared.read(|st| st.messages.get(&id).map(|m| render(m, &shared))) {
+                return match shared.read(|st| {
+                    st.messages
+                        .get(&id)
+                        .map(|m| render(m, &shared.settings, st))
+                }) {
                     Some(v) => ok(&v),
                     None => error(404, "no such message"),
                 };
@@ -198,8 +208,8 @@ fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {
 }
 
 /// A message as Discord renders it, plus what only the simulator knows under `sim`.
-fn render(m: &SimMessage, shared: &Shared) -> Value {
-    let mut v = payloads::message(m, &shared.settings);
+fn render(m: &SimMessage, settings: &Settings, st: &State) -> Value {
+    let mut v = payloads::message(m, settings);
     let buttons: Vec<Value> = m
         .buttons()
         .into_iter()
@@ -207,18 +217,35 @@ fn render(m: &SimMessage, shared: &Shared) -> Value {
             json!({ "custom_id": b.custom_id, "label": b.label, "style": b.style, "disabled": b.disabled })
         })
         .collect();
+    // Called with the state already locked: never lock it again here.
+    let modals: Vec<Value> = st
+        .modals
+        .iter()
+        .filter(|x| x.open && x.message_id == Some(m.id))
+        .map(SimModal::json)
+        .collect();
     v["sim"] = json!({
         "edited": m.edited,
         "ephemeral": m.ephemeral(),
         "interaction_id": m.interaction_id.map(|i| i.to_string()),
         "buttons": buttons,
-        "pings": {
-            "everyone": m.pings.everyone,
-            "users": m.pings.users.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "roles": m.pings.roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        },
+        "components_v2": m.components_v2(),
+        "text": m.display_text(),
+        "text_displays": m.text_displays(),
+        "allowed_mentions": m.allowed_mentions,
+        "pings": pings_json(&m.pings),
+        "notified": pings_json(&m.notified),
+        "open_modals": modals,
     });
     v
+}
+
+fn pings_json(p: &Pings) -> Value {
+    json!({
+        "everyone": p.everyone,
+        "users": p.users.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "roles": p.roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
 }
 
 fn callback_json(c: &Callback) -> Value {
@@ -244,6 +271,7 @@ struct Who {
 fn who(shared: &Shared, body: &Value) -> Result<Who, String> {
     let user_id = body
         .get("user_id")
+        .or_else(|| body.get("user"))
         .and_then(id_of)
         .ok_or("user_id (a snowflake) is required")?;
     let roles = match body.get("roles") {
@@ -298,17 +326,21 @@ async fn answer(
     wait: Duration,
 ) -> Response<Full<Bytes>> {
     let callback = handle.response(wait).await;
-    let original = handle.original_message().map(|m| render(&m, shared));
+    let original = handle
+        .original_message()
+        .map(|m| shared.read(|st| render(&m, &shared.settings, st)));
     let followups: Vec<Value> = handle
         .followups()
         .iter()
-        .map(|m| render(m, shared))
+        .map(|m| shared.read(|st| render(m, &shared.settings, st)))
         .collect();
     let body = json!({
         "interaction_id": handle.id().to_string(),
         "callback": callback.as_ref().map(callback_json),
         "original": original,
         "followups": followups,
+        "modal": handle.modal().as_ref().map(SimModal::json),
+        "submitted_modal": handle.submitted_modal().as_ref().map(SimModal::json),
     });
     if callback.is_some() {
         ok(&body)
@@ -394,6 +426,61 @@ async fn command(shared: &Arc<Shared>, body: &Value) -> Response<Full<Bytes>> {
         bot: who.bot,
     };
     match interactions::command(shared, &spec) {
+        Ok(handle) => answer(shared, &handle, who.wait).await,
+        Err(e) => sim_error(&e),
+    }
+}
+
+/// `POST /modal-submit {"message_id", "user_id", "values": {key: text}, "custom_id"?,
+/// "roles"?, "forged"?, "timeout_ms"?}`: submit the modal open for that user on that
+/// message.
+async fn modal_submit(shared: &Arc<Shared>, body: &Value) -> Response<Full<Bytes>> {
+    let who = match who(shared, body) {
+        Ok(w) => w,
+        Err(e) => return error(400, &e),
+    };
+    let message_id = match body.get("message_id").or_else(|| body.get("message")) {
+        None | Some(Value::Null) => None,
+        Some(v) => match id_of(v) {
+            Some(id) => Some(id),
+            None => return error(400, "message_id is a snowflake"),
+        },
+    };
+    let values: Vec<(String, String)> = match body.get("values") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(o)) => {
+            let mut out = Vec::new();
+            for (k, v) in o {
+                let Some(v) = v.as_str() else {
+                    return error(400, "values are strings: {\"ttl\": \"2h\"}");
+                };
+                out.push((k.clone(), v.to_owned()));
+            }
+            out
+        }
+        Some(_) => {
+            return error(
+                400,
+                "values is an object: {\"<custom_id or its end>\": \"text\"}",
+            );
+        }
+    };
+    let spec = ModalSubmitSpec {
+        message_id,
+        custom_id: body
+            .get("custom_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        values,
+        user_id: who.user_id,
+        username: who.username,
+        roles: who.roles,
+        guild: who.guild,
+        channel_id: who.channel_id,
+        bot: who.bot,
+        forged: body.get("forged").and_then(Value::as_bool) == Some(true),
+    };
+    match crate::modals::submit(shared, &spec) {
         Ok(handle) => answer(shared, &handle, who.wait).await,
         Err(e) => sim_error(&e),
     }

@@ -17,7 +17,12 @@ use super::snowflake::random_hex;
 use super::state::{InteractionRecord, Shared, State};
 use super::{CommandSpec, GuildMode, InteractionHandle, PressSpec, SimError};
 
-fn place(shared: &Shared, mode: GuildMode, channel_id: Option<u64>, default_channel: u64) -> Place {
+pub(crate) fn place(
+    shared: &Shared,
+    mode: GuildMode,
+    channel_id: Option<u64>,
+    default_channel: u64,
+) -> Place {
     match mode {
         GuildMode::InGuild => Place::Guild {
             guild_id: shared.settings.guild_id,
@@ -33,7 +38,7 @@ fn place(shared: &Shared, mode: GuildMode, channel_id: Option<u64>, default_chan
     }
 }
 
-fn actor(user_id: u64, username: &str, roles: &[u64], bot: bool) -> Actor {
+pub(crate) fn actor(user_id: u64, username: &str, roles: &[u64], bot: bool) -> Actor {
     Actor {
         user_id,
         username: if username.is_empty() {
@@ -47,7 +52,7 @@ fn actor(user_id: u64, username: &str, roles: &[u64], bot: bool) -> Actor {
 }
 
 /// Record the interaction and send it to the current session.
-fn send(
+pub(crate) fn send(
     st: &mut State,
     parts: &InteractionParts,
     d: &Value,
@@ -59,12 +64,14 @@ fn send(
             id: parts.id,
             token: parts.token.clone(),
             kind: parts.kind,
+            user_id: parts.actor.user_id,
             message_id,
             channel_id: parts.place.channel_id(),
             delivered_at: None,
             callback: None,
             original: None,
             followups: Vec::new(),
+            submitted: None,
         },
     );
     if let Err(e) = gateway::dispatch(st, "INTERACTION_CREATE", d, Some(parts.id)) {

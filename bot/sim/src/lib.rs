@@ -19,6 +19,7 @@ mod control;
 mod gateway;
 mod interactions;
 mod messages;
+mod modals;
 mod payloads;
 mod rest;
 mod snowflake;
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use messages::{Pings, SimButton, SimMessage};
+pub use modals::{SimModal, SimTextInput};
 
 use state::{Settings, Shared};
 
@@ -118,6 +120,61 @@ impl PressSpec {
             user_id,
             ..Self::default()
         }
+    }
+
+    /// With these role ids.
+    #[must_use]
+    pub fn roles(mut self, roles: impl IntoIterator<Item = u64>) -> Self {
+        self.roles = roles.into_iter().collect();
+        self
+    }
+
+    /// Somewhere else than the configured guild.
+    #[must_use]
+    pub fn guild(mut self, guild: GuildMode) -> Self {
+        self.guild = guild;
+        self
+    }
+}
+
+/// A person filling in and submitting a modal (MODAL_SUBMIT, interaction type 5).
+#[derive(Debug, Clone, Default)]
+pub struct ModalSubmitSpec {
+    /// The message whose button opened the modal; `None` for one a slash command opened.
+    pub message_id: Option<u64>,
+    /// The modal's custom_id; `None` takes the newest modal open for this user there.
+    pub custom_id: Option<String>,
+    /// `(key, text)`: key is an input's custom_id or the end of one (`ttl` matches
+    /// `kg:approve:req_1:ttl`). Inputs not named are sent with their pre-filled value.
+    pub values: Vec<(String, String)>,
+    pub user_id: u64,
+    /// Empty: `user<id>`.
+    pub username: String,
+    pub roles: Vec<u64>,
+    pub guild: GuildMode,
+    /// Defaults to the channel the modal was opened in.
+    pub channel_id: Option<u64>,
+    pub bot: bool,
+    /// Send it even though no such modal is open for this user (each value in an action
+    /// row under its key as custom_id), as a forged interaction would.
+    pub forged: bool,
+}
+
+impl ModalSubmitSpec {
+    /// `user_id` submits the modal a button on `message_id` opened for them.
+    pub fn new(message_id: u64, user_id: u64) -> Self {
+        Self {
+            message_id: Some(message_id),
+            user_id,
+            ..Self::default()
+        }
+    }
+
+    /// Type `text` into the input whose custom_id is (or ends with) `key`.
+    #[must_use]
+    pub fn value(mut self, key: impl Into<String>, text: impl Into<String>) -> Self {
+        self.values.push((key.into(), text.into()));
+        self
     }
 
     /// With these role ids.
@@ -253,6 +310,17 @@ pub enum SimError {
     MissingOption(String),
     #[error("no bot session on the simulated gateway (the bot has not identified)")]
     NoSession,
+    #[error("no modal is open for user {user_id} on message {message_id:?}")]
+    NoOpenModal {
+        user_id: u64,
+        message_id: Option<u64>,
+    },
+    #[error(
+        "modal {custom_id:?} has no input whose custom_id is or ends with {key:?} (or several do)"
+    )]
+    UnknownModalInput { custom_id: String, key: String },
+    #[error("Discord would not submit input {custom_id:?}: {why}")]
+    BadModalValue { custom_id: String, why: String },
 }
 
 /// An interaction the simulator dispatched; wait here for the bot's answer.
@@ -313,6 +381,24 @@ impl InteractionHandle {
             let id = st.interactions.get(&self.id)?.original?;
             st.messages.get(&id).cloned()
         })
+    }
+
+    /// The modal the bot opened in answer to this interaction (callback type 9), open
+    /// or since submitted.
+    pub fn modal(&self) -> Option<SimModal> {
+        self.shared.read(|st| {
+            st.modals
+                .iter()
+                .rev()
+                .find(|m| m.interaction_id == self.id)
+                .cloned()
+        })
+    }
+
+    /// For a modal submit: the modal it submitted.
+    pub fn submitted_modal(&self) -> Option<SimModal> {
+        self.shared
+            .read(|st| st.interactions.get(&self.id)?.submitted.clone())
     }
 
     /// Follow-up messages the bot sent for this interaction.
@@ -433,6 +519,28 @@ impl Simulator {
     /// Press a button, as a person in Discord would.
     pub fn press(&self, spec: &PressSpec) -> Result<InteractionHandle, SimError> {
         interactions::press(&self.shared, spec)
+    }
+
+    /// Fill in and submit the modal open for `spec.user_id` on `spec.message_id`: a
+    /// MODAL_SUBMIT with each text input's value, as Discord sends it.
+    pub fn submit_modal(&self, spec: &ModalSubmitSpec) -> Result<InteractionHandle, SimError> {
+        modals::submit(&self.shared, spec)
+    }
+
+    /// Every modal the bot has opened, oldest first (see [`SimModal::open`]).
+    pub fn modals(&self) -> Vec<SimModal> {
+        self.shared.read(|st| st.modals.clone())
+    }
+
+    /// The modal open for `user_id` on `message_id`, if any.
+    pub fn open_modal(&self, message_id: u64, user_id: u64) -> Option<SimModal> {
+        self.shared.read(|st| {
+            st.modals
+                .iter()
+                .rev()
+                .find(|m| m.open && m.user_id == user_id && m.message_id == Some(message_id))
+                .cloned()
+        })
     }
 
     /// Run a registered slash command.

@@ -15,7 +15,11 @@ pub(crate) const LOADING: u64 = 1 << 7;
 /// Flags a bot may set when creating a message in a channel.
 const CHANNEL_FLAGS: u64 = (1 << 2) | (1 << 12) | (1 << 15);
 /// Components V2 layout: no content or embeds, components nest freely.
-const COMPONENTS_V2: u64 = 1 << 15;
+pub(crate) const COMPONENTS_V2: u64 = 1 << 15;
+/// The most components a V2 message may hold, counting every nested one.
+const V2_MAX_COMPONENTS: usize = 40;
+/// The most text a V2 message's text displays may hold together.
+const V2_MAX_TEXT: usize = 4000;
 
 /// A message as the simulator stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +35,13 @@ pub struct SimMessage {
     /// `allowed_mentions` as last sent; `None` when the bot sent none (everything
     /// pings).
     pub allowed_mentions: Option<Value>,
-    /// Who this message actually notified.
+    /// Whom the message mentions as it reads now (content, or a V2 message's text
+    /// displays; never embeds), filtered by `allowed_mentions`: what Discord renders as
+    /// `mentions`, `mention_roles` and `mention_everyone`, recomputed on each edit.
     pub pings: Pings,
+    /// Whom the message pushed a notification to: [`pings`](Self::pings) as it was
+    /// when the message was created. Mentions an edit adds notify nobody.
+    pub notified: Pings,
     /// How many times it was edited.
     pub edited: u32,
     /// The interaction this message answers (a reply or follow-up), if any.
@@ -136,14 +145,80 @@ impl SimMessage {
         out
     }
 
-    /// A new message from a checked body.
+    /// Uses the components V2 layout (flag `1 << 15`).
+    pub fn components_v2(&self) -> bool {
+        self.flags & COMPONENTS_V2 != 0
+    }
+
+    /// The `content` of every text display (type 10), in reading order, however deeply
+    /// containers and sections nest them: what a V2 message says.
+    pub fn text_displays(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.components {
+            walk(c, &mut |v| {
+                if v.get("type").and_then(Value::as_u64) == Some(10)
+                    && let Some(t) = v.get("content").and_then(Value::as_str)
+                {
+                    out.push(t.to_owned());
+                }
+            });
+        }
+        out
+    }
+
+    /// What a person reads, as text: for a V2 message its text displays joined by
+    /// newlines; otherwise the content, then each embed's title, description, fields
+    /// (`name: value`) and footer, one a line.
+    pub fn display_text(&self) -> String {
+        if self.components_v2() {
+            return self.text_displays().join("\n");
+        }
+        let mut lines = Vec::new();
+        if !self.content.is_empty() {
+            lines.push(self.content.clone());
+        }
+        for e in &self.embeds {
+            for key in ["title", "description"] {
+                if let Some(t) = e.get(key).and_then(Value::as_str) {
+                    lines.push(t.to_owned());
+                }
+            }
+            for f in e
+                .get("fields")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                let value = f.get("value").and_then(Value::as_str).unwrap_or_default();
+                lines.push(format!("{name}: {value}"));
+            }
+            if let Some(t) = e.pointer("/footer/text").and_then(Value::as_str) {
+                lines.push(t.to_owned());
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// The text whose mentions can ping: the content, or for a V2 message its text
+    /// displays. Embeds never ping.
+    fn mention_text(&self) -> String {
+        if self.components_v2() {
+            self.text_displays().join("\n")
+        } else {
+            self.content.clone()
+        }
+    }
+
+    /// A new message from a checked body: refused as Discord refuses it (a V2 message
+    /// with content or embeds, a layout Discord would not take).
     pub(crate) fn create(
         id: u64,
         channel_id: u64,
         body: &MessageBody,
         allowed_flags: u64,
         now: SystemTime,
-    ) -> Self {
+    ) -> Result<Self, ApiError> {
         let mut m = Self {
             id,
             channel_id,
@@ -153,6 +228,7 @@ impl SimMessage {
             flags: body.flags.unwrap_or(0) & allowed_flags,
             allowed_mentions: None,
             pings: Pings::default(),
+            notified: Pings::default(),
             edited: 0,
             interaction_id: None,
             webhook: false,
@@ -161,7 +237,31 @@ impl SimMessage {
             edited_at: None,
         };
         m.merge(body);
-        m
+        m.check()?;
+        m.notified = m.pings.clone();
+        Ok(m)
+    }
+
+    /// Discord's rules for the message as a whole once a create or edit is applied.
+    fn check(&self) -> Result<(), ApiError> {
+        let v2 = self.components_v2();
+        if v2 {
+            for (field, present) in [
+                ("content", !self.content.is_empty()),
+                ("embeds", !self.embeds.is_empty()),
+            ] {
+                if present {
+                    return Err(ApiError::invalid_form(
+                        field,
+                        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                        &format!(
+                            "The '{field}' field cannot be used when using MessageFlags.IS_COMPONENTS_V2"
+                        ),
+                    ));
+                }
+            }
+        }
+        check_components(&self.components, v2)
     }
 
     /// Apply an edit: fields present replace, absent ones stay, `null` clears. The
@@ -179,19 +279,29 @@ impl SimMessage {
         if let Some(a) = &body.allowed_mentions {
             self.allowed_mentions = (!a.is_null()).then(|| a.clone());
         }
-        self.pings = pings(&self.content, self.allowed_mentions.as_ref());
+        self.pings = pings(&self.mention_text(), self.allowed_mentions.as_ref());
     }
 
-    /// Record an edit made now.
-    pub(crate) fn edit(&mut self, body: &MessageBody, now: SystemTime) {
-        self.merge(body);
+    /// Record an edit made now, refused as Discord refuses it: IS_COMPONENTS_V2 may be
+    /// set by an edit but never removed, and the edited message must still be valid.
+    pub(crate) fn edit(&mut self, body: &MessageBody, now: SystemTime) -> Result<(), ApiError> {
         if let Some(f) = body.flags {
-            // Only SUPPRESS_EMBEDS may change on an edit.
-            self.flags = (self.flags & !(1 << 2)) | (f & (1 << 2));
+            if self.components_v2() && f & COMPONENTS_V2 == 0 {
+                return Err(ApiError::invalid_form(
+                    "flags",
+                    "MESSAGE_CANNOT_REMOVE_COMPONENTS_V2_FLAG",
+                    "The IS_COMPONENTS_V2 flag cannot be removed from a message",
+                ));
+            }
+            // Only SUPPRESS_EMBEDS may change on an edit, and IS_COMPONENTS_V2 be set.
+            self.flags = (self.flags & !(1 << 2)) | (f & ((1 << 2) | COMPONENTS_V2));
         }
+        self.merge(body);
+        self.check()?;
         self.flags &= !LOADING;
         self.edited = self.edited.saturating_add(1);
         self.edited_at = Some(now);
+        Ok(())
     }
 
     /// Discord refuses a message with nothing to show.
@@ -301,11 +411,23 @@ impl MessageBody {
             },
         }
         if let Some(c) = &body.components {
-            check_components(c, body.flags.unwrap_or(0) & COMPONENTS_V2 != 0)?;
+            // A V2 layout edited without the flag in the body is checked once the
+            // message's own flags are known (`SimMessage::edit`).
+            let v2 = body.flags.unwrap_or(0) & COMPONENTS_V2 != 0;
+            let rows_only = c
+                .iter()
+                .all(|r| r.get("type").and_then(Value::as_u64) == Some(1));
+            if v2 || rows_only {
+                check_components(c, v2)?;
+            }
         }
         match obj.get("allowed_mentions") {
             None => {}
-            Some(a @ (Value::Null | Value::Object(_))) => body.allowed_mentions = Some(a.clone()),
+            Some(Value::Null) => body.allowed_mentions = Some(Value::Null),
+            Some(a @ Value::Object(_)) => {
+                check_allowed_mentions(a)?;
+                body.allowed_mentions = Some(a.clone());
+            }
             Some(_) => {
                 return Err(ApiError::invalid_form(
                     "allowed_mentions",
@@ -412,9 +534,238 @@ fn check_embeds(embeds: &mut [Value]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `allowed_mentions` as Discord checks it: `parse` names only `users`, `roles` and
+/// `everyone`; `users` and `roles` are lists of at most 100 snowflakes; and `parse`
+/// naming `users` (or `roles`) excludes a `users` (or `roles`) list.
+fn check_allowed_mentions(a: &Value) -> Result<(), ApiError> {
+    let parse = match a.get("parse") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(p)) => p.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid_form(
+                "allowed_mentions.parse",
+                "LIST_TYPE_CONVERT",
+                "Must be an array.",
+            ));
+        }
+    };
+    for (i, p) in parse.iter().enumerate() {
+        if !matches!(p.as_str(), Some("users" | "roles" | "everyone")) {
+            return Err(ApiError::invalid_form(
+                &format!("allowed_mentions.parse.{i}"),
+                "BASE_TYPE_CHOICES",
+                "Value must be one of {'everyone', 'roles', 'users'}.",
+            ));
+        }
+    }
+    for key in ["users", "roles"] {
+        let list = match a.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(l)) => l,
+            Some(_) => {
+                return Err(ApiError::invalid_form(
+                    &format!("allowed_mentions.{key}"),
+                    "LIST_TYPE_CONVERT",
+                    "Must be an array.",
+                ));
+            }
+        };
+        if list.len() > 100 {
+            return Err(ApiError::invalid_form(
+                &format!("allowed_mentions.{key}"),
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 100 or fewer in length.",
+            ));
+        }
+        if let Some(i) = list.iter().position(|x| id_of(x).is_none()) {
+            return Err(ApiError::invalid_form(
+                &format!("allowed_mentions.{key}.{i}"),
+                "NUMBER_TYPE_COERCE",
+                "Value is not snowflake.",
+            ));
+        }
+        if !list.is_empty() && parse.iter().any(|p| p.as_str() == Some(key)) {
+            return Err(ApiError::invalid_form(
+                "allowed_mentions",
+                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                &format!("parse:[\"{key}\"] and {key}: [ids...] are mutually exclusive."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a V2 component sits, which decides what it may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Top,
+    Container,
+    Section,
+    Accessory,
+    Row,
+}
+
+fn form_err(path: &str, code: &str, message: &str) -> ApiError {
+    ApiError::invalid_form(path, code, message)
+}
+
+/// One V2 component and what it holds: sections hold 1–3 text displays and a button
+/// or thumbnail accessory; containers hold rows, sections, text displays, media and
+/// separators; rows hold 1–5 buttons or one select; Labels belong in modals only.
+fn check_v2(c: &Value, slot: Slot, path: &str) -> Result<(), ApiError> {
+    let kind = c.get("type").and_then(Value::as_u64).unwrap_or(0);
+    let allowed: &[u64] = match slot {
+        Slot::Top => &[1, 9, 10, 12, 13, 14, 17],
+        Slot::Container => &[1, 9, 10, 12, 13, 14],
+        Slot::Section => &[10],
+        Slot::Accessory => &[2, 11],
+        Slot::Row => &[2, 3, 5, 6, 7, 8],
+    };
+    if !allowed.contains(&kind) {
+        let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        return Err(form_err(
+            &format!("{path}.type"),
+            "UNION_TYPE_CHOICES",
+            &format!(
+                "Value of field \"type\" must be one of ({}).",
+                list.join(", ")
+            ),
+        ));
+    }
+    let children = |key: &str| {
+        c.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let bad_len = |key: &str, lo: usize, hi: usize| {
+        form_err(
+            &format!("{path}.{key}"),
+            "BASE_TYPE_BAD_LENGTH",
+            &format!("Must be between {lo} and {hi} in length."),
+        )
+    };
+    match kind {
+        1 => {
+            let kids = children("components");
+            let selects = kids
+                .iter()
+                .filter(|k| k.get("type").and_then(Value::as_u64) != Some(2))
+                .count();
+            if kids.is_empty() || kids.len() > 5 || (selects > 0 && kids.len() > 1) {
+                return Err(bad_len("components", 1, 5));
+            }
+            for (i, k) in kids.iter().enumerate() {
+                check_v2(k, Slot::Row, &format!("{path}.components.{i}"))?;
+            }
+        }
+        9 => {
+            let kids = children("components");
+            if !(1..=3).contains(&kids.len()) {
+                return Err(bad_len("components", 1, 3));
+            }
+            for (i, k) in kids.iter().enumerate() {
+                check_v2(k, Slot::Section, &format!("{path}.components.{i}"))?;
+            }
+            let Some(acc) = c.get("accessory") else {
+                return Err(form_err(
+                    &format!("{path}.accessory"),
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required",
+                ));
+            };
+            check_v2(acc, Slot::Accessory, &format!("{path}.accessory"))?;
+        }
+        10 => {
+            let ok = c
+                .get("content")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty());
+            if !ok {
+                return Err(form_err(
+                    &format!("{path}.content"),
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required",
+                ));
+            }
+        }
+        11 if c.pointer("/media/url").and_then(Value::as_str).is_none() => {
+            return Err(form_err(
+                &format!("{path}.media.url"),
+                "BASE_TYPE_REQUIRED",
+                "This field is required",
+            ));
+        }
+        14 => {
+            if let Some(sp) = c.get("spacing")
+                && !matches!(sp.as_u64(), Some(1 | 2))
+            {
+                return Err(form_err(
+                    &format!("{path}.spacing"),
+                    "BASE_TYPE_CHOICES",
+                    "Value must be one of {1, 2}.",
+                ));
+            }
+        }
+        17 => {
+            if let Some(a) = c.get("accent_color").filter(|a| !a.is_null())
+                && a.as_u64().is_none_or(|a| a > 0xFF_FFFF)
+            {
+                return Err(form_err(
+                    &format!("{path}.accent_color"),
+                    "NUMBER_TYPE_MAX",
+                    "int value should be <= 16777215 and >= 0.",
+                ));
+            }
+            let kids = children("components");
+            if kids.is_empty() {
+                return Err(bad_len("components", 1, 40));
+            }
+            for (i, k) in kids.iter().enumerate() {
+                check_v2(k, Slot::Container, &format!("{path}.components.{i}"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Discord's component rules: at most 5 rows of at most 5 buttons, custom ids of at
-/// most 100 characters and unique within the message, labels of at most 80.
+/// most 100 characters and unique within the message, labels of at most 80. A V2
+/// layout instead holds at most 40 components in all (nested ones counted), each where
+/// Discord allows it, with at most 4000 characters of text displays.
 fn check_components(rows: &[Value], v2: bool) -> Result<(), ApiError> {
+    if v2 {
+        let (mut n, mut text) = (0usize, 0usize);
+        for (i, c) in rows.iter().enumerate() {
+            check_v2(c, Slot::Top, &format!("components.{i}"))?;
+            walk(c, &mut |v| {
+                n += 1;
+                if v.get("type").and_then(Value::as_u64) == Some(10) {
+                    text += v
+                        .get("content")
+                        .and_then(Value::as_str)
+                        .map_or(0, |t| t.chars().count());
+                }
+            });
+        }
+        if n > V2_MAX_COMPONENTS {
+            return Err(form_err(
+                "components",
+                "BASE_TYPE_MAX_LENGTH",
+                &format!("Must be {V2_MAX_COMPONENTS} or fewer in length."),
+            ));
+        }
+        if text > V2_MAX_TEXT {
+            return Err(form_err(
+                "components",
+                "COMPONENT_MAX_TEXT_LENGTH_EXCEEDED",
+                &format!(
+                    "The total text of text displays must be {V2_MAX_TEXT} or fewer in length."
+                ),
+            ));
+        }
+    }
     if !v2 && rows.len() > 5 {
         return Err(ApiError::invalid_form(
             "components",
@@ -443,6 +794,16 @@ fn check_components(rows: &[Value], v2: bool) -> Result<(), ApiError> {
                     "BASE_TYPE_BAD_LENGTH",
                     "Must be between 1 and 5 in length.",
                 ));
+            }
+            let kids = row.get("components").and_then(Value::as_array);
+            for (i, k) in kids.into_iter().flatten().enumerate() {
+                if !matches!(k.get("type").and_then(Value::as_u64), Some(2 | 3 | 5..=8)) {
+                    return Err(ApiError::invalid_form(
+                        &format!("components.{r}.components.{i}.type"),
+                        "UNION_TYPE_CHOICES",
+                        "Value of field \"type\" must be one of (2, 3, 5, 6, 7, 8).",
+                    ));
+                }
             }
         }
         let mut err = None;

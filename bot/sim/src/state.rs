@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::messages::SimMessage;
+use super::modals::SimModal;
 use super::snowflake::Snowflakes;
 use super::{Callback, RestCall};
 
@@ -81,8 +82,10 @@ pub(crate) struct Session {
 pub(crate) struct InteractionRecord {
     pub id: u64,
     pub token: String,
-    /// 2 = application command, 3 = message component.
+    /// 2 = application command, 3 = message component, 5 = modal submit.
     pub kind: u8,
+    /// Who pressed, ran or submitted it.
+    pub user_id: u64,
     /// The message a component belongs to.
     pub message_id: Option<u64>,
     pub channel_id: u64,
@@ -93,6 +96,8 @@ pub(crate) struct InteractionRecord {
     /// The message `@original` refers to once the interaction is acknowledged.
     pub original: Option<u64>,
     pub followups: Vec<u64>,
+    /// For a modal submit: the modal it submitted.
+    pub submitted: Option<SimModal>,
 }
 
 /// The mutable state.
@@ -110,6 +115,8 @@ pub(crate) struct State {
     pub heartbeat_count: u64,
     pub rest_log: Vec<RestCall>,
     pub commands: Vec<Value>,
+    /// Every modal the bot opened, oldest first; submitted or replaced ones are closed.
+    pub modals: Vec<SimModal>,
     /// How many of the next message posts to refuse, as Discord refuses a message it
     /// cannot take (a test's way to make a channel fail).
     pub refuse_posts: u32,

@@ -40,7 +40,7 @@ pub(super) fn create(r: &Req<'_>, channel: &str) -> Reply {
         &body,
         channel_flags(),
         SystemTime::now(),
-    );
+    )?;
     if m.is_empty() {
         return Err(ApiError::empty_message());
     }
@@ -118,7 +118,7 @@ pub(super) fn edit(r: &Req<'_>, channel: &str, id: &str) -> Reply {
             return Err(ApiError::not_author());
         }
         let mut edited = m.clone();
-        edited.edit(&body, SystemTime::now());
+        edited.edit(&body, SystemTime::now())?;
         if edited.is_empty() {
             return Err(ApiError::empty_message());
         }

@@ -10,10 +10,10 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::{Reply, Req, snowflake};
-use crate::Callback;
 use crate::messages::{EPHEMERAL, LOADING, MessageBody, SimMessage, reply_flags};
 use crate::payloads::{self, ApiError};
 use crate::state::{InteractionRecord, State};
+use crate::{Callback, modals};
 
 /// A reply or follow-up message for interaction `rec`.
 fn reply_message(
@@ -22,14 +22,14 @@ fn reply_message(
     body: &MessageBody,
     extra_flags: u64,
     now: SystemTime,
-) -> SimMessage {
-    let mut m = SimMessage::create(id, rec.channel_id, body, reply_flags(), now);
+) -> Result<SimMessage, ApiError> {
+    let mut m = SimMessage::create(id, rec.channel_id, body, reply_flags(), now)?;
     m.flags |= extra_flags;
     m.webhook = true;
     m.interaction_id = Some(rec.id);
     // Discord's message types: 20 answers a slash command, 19 a component's reply.
     m.kind = if rec.kind == 2 { 20 } else { 19 };
-    m
+    Ok(m)
 }
 
 /// `POST /interactions/{id}/{token}/callback[?with_response=true]`.
@@ -71,7 +71,7 @@ pub(super) fn callback(r: &Req<'_>, id: &str, token: &str) -> Reply {
             // CHANNEL_MESSAGE_WITH_SOURCE
             (4, _) => {
                 let body = MessageBody::from_json(&data)?;
-                let m = reply_message(new_id, &rec, &body, 0, wall);
+                let m = reply_message(new_id, &rec, &body, 0, wall)?;
                 if m.is_empty() {
                     return Err(ApiError::empty_message());
                 }
@@ -82,15 +82,16 @@ pub(super) fn callback(r: &Req<'_>, id: &str, token: &str) -> Reply {
             // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE: a "thinking…" placeholder.
             (5, _) => {
                 let flags = LOADING | if ephemeral { EPHEMERAL } else { 0 };
-                let m = reply_message(new_id, &rec, &MessageBody::default(), flags, wall);
+                let m = reply_message(new_id, &rec, &MessageBody::default(), flags, wall)?;
                 let json = payloads::message(&m, s);
                 st.messages.insert(m.id, m);
                 (Some(new_id), Some(json))
             }
-            // DEFERRED_UPDATE_MESSAGE: nothing visible yet.
-            (6, 3) => (rec.message_id, None),
+            // DEFERRED_UPDATE_MESSAGE: nothing visible yet. A modal submit may update
+            // the message whose button opened the modal.
+            (6, 3 | 5) if rec.message_id.is_some() => (rec.message_id, None),
             // UPDATE_MESSAGE: edit the message the component is on.
-            (7, 3) => {
+            (7, 3 | 5) if rec.message_id.is_some() => {
                 let body = MessageBody::from_json(&data)?;
                 let target = rec.message_id.ok_or_else(ApiError::unknown_message)?;
                 let m = st
@@ -98,7 +99,7 @@ pub(super) fn callback(r: &Req<'_>, id: &str, token: &str) -> Reply {
                     .get_mut(&target)
                     .ok_or_else(ApiError::unknown_message)?;
                 let mut edited = m.clone();
-                edited.edit(&body, wall);
+                edited.edit(&body, wall)?;
                 if edited.is_empty() {
                     return Err(ApiError::empty_message());
                 }
@@ -106,8 +107,18 @@ pub(super) fn callback(r: &Req<'_>, id: &str, token: &str) -> Reply {
                 *m = edited;
                 (Some(target), Some(json))
             }
-            // MODAL: the form is the user's business; nothing changes in the channel.
-            (9, _) => (None, None),
+            // MODAL: only as the first answer to a press or a command (never to a
+            // modal submit); the form opens for the user who pressed.
+            (9, 2 | 3) => {
+                let modal = modals::open(&data, &rec)?;
+                for m in &mut st.modals {
+                    if m.user_id == modal.user_id && m.message_id == modal.message_id {
+                        m.open = false;
+                    }
+                }
+                st.modals.push(modal);
+                (None, None)
+            }
             _ => {
                 return Err(ApiError::invalid_form(
                     "type",
@@ -180,7 +191,7 @@ pub(super) fn followup(r: &Req<'_>, app: &str, token: &str) -> Reply {
         if rec.callback.is_none() {
             return Err(ApiError::unknown_webhook());
         }
-        let m = reply_message(new_id, rec, &body, 0, SystemTime::now());
+        let m = reply_message(new_id, rec, &body, 0, SystemTime::now())?;
         if m.is_empty() {
             return Err(ApiError::empty_message());
         }
@@ -223,7 +234,7 @@ pub(super) fn message(r: &Req<'_>, app: &str, token: &str, which: &str) -> Reply
             .ok_or_else(ApiError::unknown_message)?;
         if let Some(body) = &body {
             let mut edited = m.clone();
-            edited.edit(body, SystemTime::now());
+            edited.edit(body, SystemTime::now())?;
             if edited.is_empty() {
                 return Err(ApiError::empty_message());
             }
