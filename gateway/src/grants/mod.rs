@@ -123,9 +123,9 @@ impl Grant {
 
     /// Takes one read of `secret` under this grant: `None` when it does not cover it, it
     /// has ended, or (single use) it was read already.
-    fn take(&self, secret: &SecretName) -> Option<usize> {
+    fn take(&self, secret: &SecretName, now: SystemTime) -> Option<usize> {
         let i = self.index_of(secret)?;
-        if SystemTime::now() >= self.expires_at {
+        if now >= self.expires_at {
             return None;
         }
         if !self.reuse && self.spent[i].swap(true, Ordering::AcqRel) {
@@ -266,6 +266,17 @@ impl Grants {
         secret: &SecretName,
         command: Option<&str>,
     ) -> Option<Arc<Grant>> {
+        self.find_at(agent, secret, command, SystemTime::now())
+    }
+
+    /// [`Grants::find`] as of `now` (tests move the clock).
+    fn find_at(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+        now: SystemTime,
+    ) -> Option<Arc<Grant>> {
         let index = self
             .by_agent
             .read()
@@ -281,7 +292,7 @@ impl Grants {
                     // moka hides an expired entry at once, before its listener runs; a
                     // presence check is no read for its popularity sketch, and no await.
                     && self.cache.contains_key(&g.id)
-                    && g.take(secret).is_some()
+                    && g.take(secret, now).is_some()
             })
             .cloned()
     }
@@ -352,3 +363,6 @@ fn unindex(index: &RwLock<HashMap<Agent, Vec<Arc<Grant>>>>, grant: &Grant) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
