@@ -225,3 +225,6 @@ impl Gate {
         self.request_view(id).ok_or(GateError::NotFound("request"))
     }
 }
+
+#[cfg(test)]
+mod tests;
