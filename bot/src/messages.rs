@@ -89,3 +89,6 @@ impl Messages {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
