@@ -284,3 +284,6 @@ impl Identities {
         crate::fsutil::write_private_atomic(&self.agents_path, &bytes).map_err(io)
     }
 }
+
+#[cfg(test)]
+mod tests;
