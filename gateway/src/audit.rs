@@ -606,48 +606,4 @@ pub fn verify_file(path: &Path, head: Option<&str>) -> Result<AuditVerify, Audit
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrent_writers_share_syncs_and_keep_one_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
-        let writers: Vec<_> = (0..8)
-            .map(|_| {
-                let log = std::sync::Arc::clone(&log);
-                std::thread::spawn(move || {
-                    for _ in 0..100 {
-                        log.record(&Event::StoreLocked).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for w in writers {
-            w.join().unwrap();
-        }
-        let v = log.verify().unwrap();
-        assert!(v.ok, "{v:?}");
-        assert_eq!(v.lines, 800);
-        assert_eq!(log.synced.lock().unwrap().through, 800);
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_back_to_the_last_whole_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path).unwrap();
-        log.record(&Event::StoreLocked).unwrap();
-        drop(log);
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("{\"seq\":2,\"ts\"");
-        std::fs::write(&path, &text).unwrap();
-        let log = AuditLog::open(&path).unwrap();
-        log.record(&Event::StoreUnlocked).unwrap();
-        let v = log.verify().unwrap();
-        assert!(v.ok, "{v:?}");
-        assert_eq!(v.lines, 2);
-    }
-}
+mod tests;
