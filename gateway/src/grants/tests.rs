@@ -503,3 +503,79 @@ proptest! {
         run(quorum, reuse, &steps)?;
     }
 }
+
+#[tokio::test]
+async fn a_watcher_wakes_when_its_grant_ends_and_not_for_others_changes() {
+    let (grants, _ended) = Grants::new();
+    let grants = Arc::new(grants);
+    let g = grant(Duration::from_secs(600), true);
+    grants.insert(Arc::clone(&g)).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let epoch = grants
+        .watch(&g.id, None, 0, Duration::ZERO, stop.clone())
+        .await
+        .unwrap()
+        .epoch;
+    // A secret it does not cover changed: nothing for this watcher.
+    grants.secret_changed(secret("other/token"));
+    let w = grants
+        .watch(&g.id, None, epoch, Duration::from_millis(50), stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(w.status, GrantStatus::Live);
+    assert!(w.changed.is_empty());
+    assert!(w.epoch > epoch);
+    // Changes before `since` are old news.
+    grants.secret_changed(secret("github/token"));
+    let seen = grants
+        .watch(&g.id, None, epoch, Duration::ZERO, stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(seen.changed, [secret("github/token")]);
+    let later = grants
+        .watch(&g.id, None, seen.epoch, Duration::ZERO, stop.clone())
+        .await
+        .unwrap();
+    assert!(later.changed.is_empty());
+    // Another agent cannot watch it.
+    assert!(matches!(
+        grants
+            .watch(&g.id, Some(&other_agent()), 0, Duration::ZERO, stop.clone())
+            .await,
+        Err(WatchError::NotFound)
+    ));
+    let waiting = tokio::spawn({
+        let (grants, id) = (Arc::clone(&grants), g.id.clone());
+        async move {
+            grants
+                .watch(&id, None, seen.epoch, Duration::from_secs(30), stop)
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    grants.revoke(&g.id).await.unwrap();
+    let w = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.status, GrantStatus::Revoked);
+}
+
+#[tokio::test]
+async fn a_watch_ends_at_shutdown() {
+    let (grants, _ended) = Grants::new();
+    let g = grant(Duration::from_secs(600), true);
+    grants.insert(Arc::clone(&g)).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stopping = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_tx.send_replace(true);
+    };
+    let (w, ()) = tokio::join!(
+        grants.watch(&g.id, None, 0, Duration::from_secs(30), stop),
+        stopping
+    );
+    assert!(matches!(w, Err(WatchError::ShuttingDown)));
+}
