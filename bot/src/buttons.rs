@@ -89,3 +89,57 @@ mod tests {
         assert!(approve(&id, Some(Duration::from_secs(3600))).len() <= 100);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Every button the bot makes reads back as what it said.
+        #[test]
+        fn what_the_bot_makes_reads_back(secs in 1u64..=366 * 24 * 3600, deny in any::<bool>()) {
+            let id = RequestId::random();
+            let (made, meant) = if deny {
+                (super::deny(&id), Verdict::Deny { reason: None })
+            } else {
+                let ttl = Some(Duration::from_secs(secs));
+                (approve(&id, ttl), Verdict::Approve { ttl })
+            };
+            prop_assert_eq!(parse(&made), Some((id, meant)));
+        }
+
+        /// A forged id is read as at most what the bot could have said: `kg`, approve
+        /// or deny, this request, and a TTL within bounds; anything else is unknown.
+        #[test]
+        fn a_forged_id_says_no_more_than_a_real_one(
+            prefix in "(kg|KG|k|kgx|)",
+            kind in "[adx]{0,2}",
+            extra in proptest::option::of("[0-9+-]{0,12}"),
+            more in proptest::option::of(".{0,4}"),
+        ) {
+            let id = RequestId::random();
+            let mut raw = format!("{prefix}:{kind}:{id}");
+            for part in [&extra, &more].into_iter().flatten() {
+                raw.push(':');
+                raw.push_str(part);
+            }
+            if let Some((on, verdict)) = parse(&raw) {
+                prop_assert_eq!(prefix.as_str(), "kg");
+                prop_assert_eq!(on, id);
+                prop_assert!(more.is_none());
+                match verdict {
+                    Verdict::Deny { .. } => prop_assert!(kind == "d" && extra.is_none()),
+                    Verdict::Approve { ttl: None } => prop_assert!(kind == "a" && extra.is_none()),
+                    Verdict::Approve { ttl: Some(t) } => {
+                        prop_assert_eq!(kind.as_str(), "a");
+                        prop_assert!(t > Duration::ZERO && t.as_secs() <= 366 * 24 * 3600);
+                    }
+                }
+            } else {
+                prop_assert!(prefix != "kg" || !matches!(kind.as_str(), "a" | "d") || more.is_some() || extra.is_some());
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! `/keygate revoke <grant>` revokes one, for approvers.
 
 use keygate_proto::GrantId;
-use keygate_proto::approval::{Gatekeeper, Refused};
+use keygate_proto::approval::{Approver, Gatekeeper, Refused};
 use twilight_model::application::command::CommandType;
 use twilight_model::application::interaction::Interaction;
 use twilight_model::application::interaction::application_command::{
@@ -48,17 +48,19 @@ pub(crate) async fn register(
 }
 
 pub(crate) async fn handle(c: &Client, gk: &dyn Gatekeeper, i: &Interaction, data: &CommandData) {
-    let approver = match person(c, i) {
-        Ok(a) => a,
-        Err(why) => {
-            respond(c, i, &ephemeral(&format!("Not allowed: {why}."))).await;
-            return;
-        }
+    let text = match person(c, i) {
+        Ok(approver) => answer(gk, &approver, data).await,
+        Err(why) => format!("Not allowed: {why}."),
     };
+    respond(c, i, &ephemeral(&text)).await;
+}
+
+/// What `/keygate <sub>` answers `approver` (ephemerally).
+async fn answer(gk: &dyn Gatekeeper, approver: &Approver, data: &CommandData) -> String {
     let sub = data.options.first();
-    let text = match sub.map(|o| (o.name.as_str(), &o.value)) {
+    match sub.map(|o| (o.name.as_str(), &o.value)) {
         Some(("grants", _)) => {
-            let grants = gk.grants_for(&approver);
+            let grants = gk.grants_for(approver);
             if grants.is_empty() {
                 "No live grants that you could approve.".to_owned()
             } else {
@@ -110,7 +112,7 @@ pub(crate) async fn handle(c: &Client, gk: &dyn Gatekeeper, i: &Interaction, dat
                     _ => None,
                 });
             match raw.map(GrantId::parse) {
-                Some(Ok(id)) => match gk.revoke(&id, &approver).await {
+                Some(Ok(id)) => match gk.revoke(&id, approver).await {
                     Ok(g) => format!(
                         "Revoked `{}` ({}).",
                         g.id,
@@ -126,6 +128,8 @@ pub(crate) async fn handle(c: &Client, gk: &dyn Gatekeeper, i: &Interaction, dat
             }
         }
         _ => "Unknown /keygate command.".into(),
-    };
-    respond(c, i, &ephemeral(&text)).await;
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,3 +44,6 @@ impl Handler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

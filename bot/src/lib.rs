@@ -42,6 +42,8 @@ mod messages;
 mod press;
 pub mod render;
 mod reply;
+#[cfg(test)]
+mod testing;
 
 pub use channel::Discord;
 pub use client::BotError;

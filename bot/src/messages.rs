@@ -116,3 +116,6 @@ impl Messages {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

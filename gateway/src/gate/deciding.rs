@@ -244,24 +244,4 @@ impl Gate {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_denial_reason_is_trimmed_blank_is_none_and_too_long_is_refused() {
-        assert_eq!(denial_reason(None).ok().flatten(), None);
-        assert_eq!(denial_reason(Some("  \n ")).ok().flatten(), None);
-        assert_eq!(
-            denial_reason(Some(" not today ")).ok().flatten().as_deref(),
-            Some("not today")
-        );
-        let most = "é".repeat(MAX_DENIAL_REASON);
-        assert_eq!(
-            denial_reason(Some(&most)).ok().flatten(),
-            Some(most.clone())
-        );
-        let err = denial_reason(Some(&format!("{most}x"))).unwrap_err();
-        assert!(matches!(err, GateError::BadRequest(_)), "{err:?}");
-        assert!(err.to_string().contains("at most 400"), "{err}");
-    }
-}
+mod tests;

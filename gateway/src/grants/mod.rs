@@ -208,7 +208,7 @@ impl Grant {
             return None;
         }
         let body = self.answer(secret, generation)?;
-        self.take(secret)?;
+        self.take(secret, SystemTime::now())?;
         Some(body)
     }
 
@@ -291,9 +291,9 @@ impl Grant {
 
     /// Takes one read of `secret` under this grant: `None` when it does not cover it, it
     /// has ended, or (single use) it was read already.
-    fn take(&self, secret: &SecretName) -> Option<usize> {
+    fn take(&self, secret: &SecretName, now: SystemTime) -> Option<usize> {
         let i = self.index_of(secret)?;
-        if SystemTime::now() >= self.expires_at() {
+        if now >= self.expires_at() {
             return None;
         }
         if !self.reuse && self.spent[i].swap(true, Ordering::AcqRel) {
@@ -467,6 +467,17 @@ impl Grants {
         secret: &SecretName,
         command: Option<&str>,
     ) -> Option<Arc<Grant>> {
+        self.find_at(agent, secret, command, SystemTime::now())
+    }
+
+    /// [`Grants::find`] as of `now` (tests move the clock).
+    fn find_at(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+        now: SystemTime,
+    ) -> Option<Arc<Grant>> {
         let index = self
             .by_agent
             .read()
@@ -474,7 +485,7 @@ impl Grants {
         index
             .get(agent)?
             .iter()
-            .find(|g| g.serves(secret, command) && g.take(secret).is_some())
+            .find(|g| g.serves(secret, command) && g.take(secret, now).is_some())
             .cloned()
     }
 
@@ -632,121 +643,4 @@ fn unindex(index: &RwLock<HashMap<Agent, Vec<Arc<Grant>>>>, grant: &Grant) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use keygate_policies::{Decision, Evaluation};
-    use keygate_proto::AgentName;
-
-    use super::*;
-    use crate::requests::Asked;
-
-    fn grant(ttl: Duration, max_ttl: Duration) -> Arc<Grant> {
-        let eval = Evaluation {
-            decision: Decision::Ask {
-                approvers: Approvers::default(),
-                quorum: 1,
-            },
-            rule: Some("r".into()),
-            reason: "asks".into(),
-            ttl,
-            ttl_was_cut: false,
-            max_ttl,
-            request_timeout: Duration::from_secs(60),
-            reuse: true,
-        };
-        let asked = Asked {
-            agent: Agent {
-                name: AgentName::new("ci-one").unwrap(),
-                serial: 7,
-            },
-            secrets: vec![SecretName::new("github/token").unwrap()],
-            reason: "why".into(),
-            command: None,
-            command_sha256: None,
-            host: None,
-        };
-        let request = Request::pending(asked, &eval, Approvers::default(), 1);
-        Arc::new(Grant::for_request(&request, ttl, vec!["a".into()]))
-    }
-
-    const MIN: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn an_extension_adds_up_to_the_cap_and_nothing_past_it() {
-        let g = grant(10 * MIN, 30 * MIN);
-        let end = g.expires_at();
-        assert_eq!(g.cap(), g.created_at + 30 * MIN);
-        assert_eq!(g.extended_end(15 * MIN), Some(end + 15 * MIN));
-        assert_eq!(g.extended_end(25 * MIN), Some(g.cap()), "cut to the cap");
-        assert_eq!(g.extended_end(Duration::MAX), Some(g.cap()), "no overflow");
-        g.ends.store(nanos(g.cap()), Ordering::Release);
-        assert_eq!(g.extended_end(MIN), None, "at the cap: nothing to add");
-        assert_eq!(g.reference().expires_at, Timestamp::from(g.cap()));
-
-        let at_cap = grant(30 * MIN, 30 * MIN);
-        assert_eq!(at_cap.extended_end(MIN), None);
-    }
-
-    #[tokio::test]
-    async fn moka_follows_an_extended_end() {
-        let (grants, mut ended) = Grants::new();
-        let g = grant(Duration::from_secs(1), MIN);
-        let agent = g.agent.clone();
-        let secret = g.secrets[0].clone();
-        grants.insert(Arc::clone(&g)).await;
-        let mut audited = None;
-        let extended = grants
-            .extend(
-                &g.id,
-                |_| Duration::from_secs(2),
-                |_, end| {
-                    audited = Some(end);
-                    Ok::<_, std::io::Error>(())
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(audited, Some(extended.expires_at()));
-        assert_eq!(extended.expires_at(), g.created_at + Duration::from_secs(3));
-
-        // Past the old end it is still live, listed, found and indexed.
-        tokio::time::sleep(Duration::from_millis(1800)).await;
-        grants.tick().await;
-        assert!(ended.try_recv().is_err(), "it did not end at the old end");
-        assert!(grants.get(&g.id).await.is_some());
-        assert_eq!(grants.list().len(), 1);
-        assert!(grants.find(&agent, &secret, None).is_some());
-
-        // A failing commit changes nothing.
-        let before = g.expires_at();
-        let failed = grants
-            .extend(
-                &g.id,
-                |_| MIN,
-                |_, _| Err(std::io::Error::other("disk full")),
-            )
-            .await;
-        assert!(matches!(failed, Err(ExtendError::Commit(_))));
-        assert_eq!(g.expires_at(), before);
-
-        // At the new end it ends, and is reported once.
-        let ends = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                grants.tick().await;
-                if let Ok(e) = ended.try_recv() {
-                    break e;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await
-        .unwrap();
-        assert_eq!(ends.grant.id, g.id);
-        assert!(SystemTime::now() >= before, "not before its new end");
-        assert!(grants.find(&agent, &secret, None).is_none());
-        let gone = grants
-            .extend(&g.id, |_| MIN, |_, _| Ok::<_, std::io::Error>(()))
-            .await;
-        assert!(matches!(gone, Err(ExtendError::NotFound)));
-    }
-}
+mod tests;

@@ -1,0 +1,176 @@
+//! Tokens and who they belong to: the operator's made once and kept, agents' kept only
+//! as hashes, a removed agent's token dead at once, a name added again another agent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use super::*;
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn operator(&self) -> PathBuf {
+        self.dir.path().join("keys/operator.token")
+    }
+    fn agents(&self) -> PathBuf {
+        self.dir.path().join("keys/agents.json")
+    }
+    fn load(&self) -> Result<Identities, IdentityError> {
+        Identities::load(&self.operator(), &self.agents())
+    }
+}
+
+fn name(s: &str) -> AgentName {
+    AgentName::new(s).unwrap()
+}
+
+fn agent_of(ids: &Identities, token: &str) -> Agent {
+    match ids.authenticate(token) {
+        Some(Caller::Agent(a)) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_operator_token_is_made_once_private_and_kept() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let token = std::fs::read_to_string(d.operator()).unwrap();
+    assert!(token.starts_with("kgo_") && token.ends_with('\n'));
+    let mode = std::fs::metadata(d.operator())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(ids.authenticate(token.trim()), Some(Caller::Operator));
+    assert_eq!(ids.authenticate(&format!("{}x", token.trim())), None);
+    assert_eq!(ids.authenticate(""), None);
+    drop(ids);
+    let again = d.load().unwrap();
+    assert_eq!(std::fs::read_to_string(d.operator()).unwrap(), token);
+    assert_eq!(again.authenticate(token.trim()), Some(Caller::Operator));
+}
+
+#[test]
+fn an_agent_token_is_shown_once_and_kept_only_as_a_hash() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let token = ids.add(&name("ci-one")).unwrap();
+    let token = token.expose_secret();
+    assert!(token.starts_with("kga_") && token.len() > 40);
+    let a = agent_of(&ids, token);
+    assert_eq!(a.name, name("ci-one"));
+    assert!(ids.is_current(&a));
+    let file = std::fs::read_to_string(d.agents()).unwrap();
+    assert!(!file.contains(token), "never the token itself");
+    assert!(file.contains(&hex::encode(hash(token))));
+    let mode = std::fs::metadata(d.agents()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Kept across restarts, same registration.
+    let again = d.load().unwrap();
+    assert_eq!(agent_of(&again, token), a);
+    let listed = again.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, name("ci-one"));
+    assert!(!listed[0].1.to_string().is_empty());
+    assert!(matches!(
+        ids.add(&name("ci-one")),
+        Err(IdentityError::Exists(n)) if n == name("ci-one")
+    ));
+}
+
+#[test]
+fn a_removed_agent_is_gone_at_once_and_its_name_added_again_is_another_agent() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let first = ids.add(&name("ci-one")).unwrap();
+    let other = ids.add(&name("ci-two")).unwrap();
+    let old = agent_of(&ids, first.expose_secret());
+    assert_eq!(ids.remove(&name("ci-one")).unwrap(), old);
+    assert_eq!(ids.authenticate(first.expose_secret()), None);
+    assert!(!ids.is_current(&old));
+    assert!(matches!(
+        ids.remove(&name("ci-one")),
+        Err(IdentityError::Unknown(_))
+    ));
+    let second = ids.add(&name("ci-one")).unwrap();
+    let new = agent_of(&ids, second.expose_secret());
+    assert_ne!(new, old, "another registration");
+    assert!(ids.is_current(&new) && !ids.is_current(&old));
+    assert_eq!(agent_of(&ids, other.expose_secret()).name, name("ci-two"));
+    let again = d.load().unwrap();
+    assert_eq!(again.authenticate(first.expose_secret()), None);
+    assert_eq!(agent_of(&again, second.expose_secret()), new);
+}
+
+#[test]
+fn an_agents_file_from_before_serials_takes_them_from_the_hash() {
+    let d = Dir::new();
+    drop(d.load().unwrap());
+    let token = "kga_legacy";
+    let h = hash(token);
+    let file = format!(
+        r#"{{"agents":[{{"name":"old-ci","token_sha256":"{}","created_at":"2025-01-01T00:00:00Z"}}]}}"#,
+        hex::encode(h)
+    );
+    std::fs::write(d.agents(), file).unwrap();
+    let ids = d.load().unwrap();
+    let a = agent_of(&ids, token);
+    assert_eq!(a.serial, u64::from_le_bytes(h[..8].try_into().unwrap()));
+    assert_eq!(ids.list()[0].1.to_string(), "2025-01-01T00:00:00Z");
+}
+
+#[test]
+fn a_broken_agents_file_is_refused_with_its_path() {
+    let d = Dir::new();
+    drop(d.load().unwrap());
+    std::fs::write(d.agents(), "not json").unwrap();
+    let e = d.load().unwrap_err();
+    assert!(matches!(e, IdentityError::Corrupt { .. }), "{e}");
+    assert!(e.to_string().contains("agents.json"), "{e}");
+    std::fs::write(
+        d.agents(),
+        r#"{"agents":[{"name":"x","token_sha256":"zz","created_at":"2026-01-01T00:00:00Z"}]}"#,
+    )
+    .unwrap();
+    let e = d.load().unwrap_err();
+    assert!(e.to_string().contains("agent `x`"), "{e}");
+}
+
+#[test]
+fn who_sees_what() {
+    let a = Agent {
+        name: name("ci-one"),
+        serial: 1,
+    };
+    let b = Agent {
+        name: name("ci-one"),
+        serial: 2,
+    };
+    assert!(Caller::Operator.sees(&a));
+    assert!(Caller::Operator.agent().is_none());
+    let caller = Caller::Agent(a.clone());
+    assert_eq!(caller.agent(), Some(&a));
+    assert!(caller.sees(&a));
+    assert!(!caller.sees(&b), "the same name, another registration");
+    assert_eq!(a.to_string(), "ci-one");
+}
+
+#[test]
+fn hashes_differing_in_any_byte_are_not_the_same() {
+    let a = hash("kga_one");
+    assert!(same(&a, &hash("kga_one")));
+    for i in 0..a.len() {
+        let mut b = a;
+        b[i] ^= 1;
+        assert!(!same(&a, &b), "byte {i}");
+    }
+}
