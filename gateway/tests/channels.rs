@@ -15,7 +15,7 @@ use keygate_gateway::identity::{Caller, Identities};
 use keygate_gateway::store::MemoryStore;
 use keygate_policies::Policy;
 use keygate_proto::api::{FileRequest, RequestStatus, RequestView};
-use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError};
+use keygate_proto::approval::{ApprovalChannel, BoxFuture, Change, ChannelError, Mentions};
 use keygate_proto::{AgentName, SecretName};
 
 const POLICY: &str = r#"
@@ -39,7 +39,11 @@ impl ApprovalChannel for Refusing {
         "discord"
     }
 
-    fn post<'a>(&'a self, _: &'a RequestView) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn post<'a>(
+        &'a self,
+        _: &'a RequestView,
+        _: &'a Mentions,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async {
             Err(ChannelError {
                 channel: "discord",
