@@ -270,3 +270,19 @@ impl ApprovalChannel for Discord {
         self.state.borrow().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ending_soon_lead;
+    use std::time::Duration;
+
+    #[test]
+    fn ending_soon_is_two_minutes_or_a_fifth_of_the_ttl_whichever_is_shorter() {
+        let s = Duration::from_secs;
+        assert_eq!(ending_soon_lead(s(10)), s(2));
+        assert_eq!(ending_soon_lead(s(600)), s(120));
+        assert_eq!(ending_soon_lead(s(15 * 60)), s(120));
+        assert_eq!(ending_soon_lead(s(300)), s(60));
+        assert_eq!(ending_soon_lead(Duration::ZERO), Duration::ZERO);
+    }
+}

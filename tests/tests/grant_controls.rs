@@ -52,6 +52,16 @@ approvers = ["ops"]
 ttl = "10s"
 max_ttl = "10s"
 reuse = true
+
+[[rule]]
+name = "brief, once renewable"
+agents = ["ci-*"]
+secrets = ["renewable/*"]
+action = "ask"
+approvers = ["ops"]
+ttl = "15s"
+max_ttl = "30s"
+reuse = true
 "#;
 
 struct World {
@@ -76,7 +86,7 @@ impl World {
             rt.block_on(sim.wait_connected(WAIT)),
             "the bot never connected"
         );
-        for s in ["github/token", "capped/key", "brief/key"] {
+        for s in ["github/token", "capped/key", "brief/key", "renewable/key"] {
             d.secret(s, "a-value");
         }
         let agent = d.agent("ci-one");
@@ -331,6 +341,41 @@ fn a_grant_says_it_is_ending_soon_then_its_buttons_go_when_it_expires() {
         .expect("edited when the grant expired");
     assert!(ended.live_buttons().is_empty(), "{:?}", ended.buttons());
     assert!(!ended.text().contains("ending soon"), "{}", ended.text());
+}
+
+#[test]
+fn an_extension_after_ending_soon_clears_the_note_and_re_arms_it() {
+    let w = World::new();
+    // 15 s TTL: ending soon at 3 s left; one extension of 15 s reaches max_ttl (30 s).
+    let (msg, _) = w.granted("renewable/key");
+    let wait = Duration::from_secs(40);
+    let soon =
+        w.rt.block_on(w.sim.wait_for_edit(
+            msg.id,
+            |m| m.text().contains("ending soon") || m.text().contains("expired"),
+            wait,
+        ))
+        .expect("edited before the end");
+    assert!(soon.text().contains("ending soon"), "{}", soon.text());
+    let (kind, _, text) = w.press(&soon, &button(&soon, "Extend"), OPS);
+    assert_eq!(kind, 7, "{text}");
+    assert!(!text.contains("ending soon"), "{text}");
+    let edits = w.sim.message(msg.id).expect("the message").edited;
+    let again =
+        w.rt.block_on(w.sim.wait_for_edit(
+            msg.id,
+            |m| {
+                m.edited > edits
+                    && (m.text().contains("ending soon") || m.text().contains("expired"))
+            },
+            wait,
+        ))
+        .expect("edited again before the new end");
+    assert!(
+        again.text().contains("ending soon"),
+        "the extended grant ended without saying it was ending soon: {}",
+        again.text()
+    );
 }
 
 /// Seconds since the epoch of an RFC 3339 `…Z` time, as the API writes them.
