@@ -86,12 +86,13 @@ impl Messages {
         }
     }
 
-    /// The request whose live grant `grant` is, as its message last showed it.
-    pub(crate) fn by_grant(&self, grant: &GrantId) -> Option<RequestView> {
+    /// The message that shows the live grant `grant`, and its request as that message
+    /// last showed it.
+    pub(crate) fn by_grant(&self, grant: &GrantId) -> Option<(Id<MessageMarker>, RequestView)> {
         lock(&self.posted)
             .values()
             .find(|p| p.view.grant.as_ref().is_some_and(|g| &g.id == grant))
-            .map(|p| p.view.clone())
+            .map(|p| (p.message, p.view.clone()))
     }
 
     /// A grant revoked by a press: the message as the presser's answer shows it, with

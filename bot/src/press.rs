@@ -98,8 +98,27 @@ async fn control(
     grant: &GrantId,
     what: Control,
 ) {
-    // The grant's message, while its grant lives (the bot forgets it when it ends).
-    let shown = messages.by_grant(grant);
+    // The grant's message, while its grant lives (the bot forgets it when it ends). A
+    // control is pressed on its own grant's message, or not counted (real Discord sends
+    // only the ids a message carries; this keeps a forged one from editing another).
+    let shown = match messages.by_grant(grant) {
+        Some((message, view)) if i.message.as_ref().map(|m| m.id) == Some(message) => Some(view),
+        Some(_) => {
+            gk.refused(
+                approver,
+                "button press",
+                "a grant's button on another message",
+            );
+            respond(
+                c,
+                i,
+                &ephemeral("Not counted: this button is not on this grant's message."),
+            )
+            .await;
+            return;
+        }
+        None => None,
+    };
     let mentions = shown
         .as_ref()
         .and_then(|v| messages.mentions(&v.id))

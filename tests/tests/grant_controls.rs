@@ -131,12 +131,24 @@ impl World {
     /// 4 a reply), whether only the presser sees it, and the text shown. A deferred
     /// answer (6, on a loaded machine) is followed to its outcome.
     fn press(&self, msg: &SimMessage, custom_id: &str, user: u64) -> (u8, bool, String) {
+        self.press_as(msg, custom_id, user, false)
+    }
+
+    /// [`Self::press`]; `forged`: a custom id the message does not carry.
+    fn press_as(
+        &self,
+        msg: &SimMessage,
+        custom_id: &str,
+        user: u64,
+        forged: bool,
+    ) -> (u8, bool, String) {
         let h = self
             .sim
             .press(&PressSpec {
                 custom_id: custom_id.to_owned(),
                 message_id: msg.id,
                 username: format!("user{}", user % 1000),
+                forged,
                 ..PressSpec::new(0, "", user)
             })
             .expect("press dispatched");
@@ -293,6 +305,44 @@ fn an_outsiders_revoke_and_extend_are_refused_and_change_nothing() {
     }
     assert!(audit_events(&w.d, "grant_extended").is_empty());
     assert!(audit_events(&w.d, "grant_ended").is_empty());
+}
+
+#[test]
+fn forged_grant_buttons_change_nothing() {
+    let w = World::new();
+    let (msg, g) = w.granted("github/token");
+    let id = g["id"].as_str().unwrap();
+    // A second request, pending: its message does not show the grant.
+    let mut child = w.get("capped/key");
+    let other_id = poll(WAIT, "the second request", || {
+        w.d.requests()
+            .into_iter()
+            .find(|r| r["status"] == "pending")
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    });
+    let other =
+        w.rt.block_on(
+            w.sim
+                .wait_for_message(|m| m.text().contains(&other_id), WAIT),
+        )
+        .expect("posted");
+    for custom_id in [
+        format!("kg:r:{id}"),
+        format!("kg:e:{id}"),
+        "kg:r:gnt_AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        format!("kg:r:{id}:1"),
+        format!("kg:x:{id}"),
+    ] {
+        let (kind, ephemeral, text) = w.press_as(&other, &custom_id, OPS, true);
+        assert_eq!((kind, ephemeral), (4, true), "{custom_id}: {text}");
+        assert_eq!(w.grant(), g, "{custom_id} changed the grant");
+        assert_eq!(w.sim.message(other.id).unwrap(), other, "{custom_id}");
+        assert_eq!(w.sim.message(msg.id).unwrap(), msg, "{custom_id}");
+    }
+    assert!(audit_events(&w.d, "grant_extended").is_empty());
+    assert!(audit_events(&w.d, "grant_ended").is_empty());
+    child.kill().ok();
+    child.wait().ok();
 }
 
 #[test]
