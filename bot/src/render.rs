@@ -271,6 +271,7 @@ pub fn request_with(view: &RequestView, ended: Option<&GrantEnd>, note: &Note) -
             let name = match ended {
                 Some(GrantEnd::Expired) => "Grant ended",
                 Some(GrantEnd::Revoked) => "Grant revoked",
+                None if note.ending_soon => "Ending soon",
                 None => "Grant ends",
             };
             let when = if ended == Some(&GrantEnd::Revoked) {

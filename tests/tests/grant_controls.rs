@@ -373,7 +373,7 @@ fn a_grant_says_it_is_ending_soon_then_its_buttons_go_when_it_expires() {
         ))
         .expect("edited before the end");
     assert!(
-        soon.text().contains("ending soon"),
+        soon.text().contains("ending soon") && soon.text().contains("Ending soon"),
         "the grant ended before its message said it was ending soon: {}",
         soon.text()
     );
