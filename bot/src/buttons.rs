@@ -1,11 +1,12 @@
 //! The buttons' `custom_id`s: `kg:a:<request>` approve, `kg:a:<request>:<seconds>`
-//! approve with a shorter TTL, `kg:d:<request>` deny. Anything else is unknown and
+//! approve with a shorter TTL, `kg:d:<request>` deny, and on a live grant's message
+//! `kg:r:<grant>` revoke it, `kg:e:<grant>` extend it. Anything else is unknown and
 //! refused (fail closed).
 
 use std::time::Duration;
 
-use keygate_proto::RequestId;
 use keygate_proto::approval::Verdict;
+use keygate_proto::{GrantId, RequestId};
 
 /// Shorter TTLs an approver may choose instead of the policy's.
 pub const SHORTER_TTLS: [Duration; 3] = [
@@ -13,6 +14,17 @@ pub const SHORTER_TTLS: [Duration; 3] = [
     Duration::from_secs(15 * 60),
     Duration::from_secs(3600),
 ];
+
+/// What a press of one of the bot's buttons asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pressed {
+    /// A decision on a pending request.
+    Decide(RequestId, Verdict),
+    /// End a live grant now.
+    Revoke(GrantId),
+    /// Extend a live grant by its TTL (within the rule's `max_ttl`).
+    Extend(GrantId),
+}
 
 pub fn approve(id: &RequestId, ttl: Option<Duration>) -> String {
     match ttl {
@@ -25,31 +37,43 @@ pub fn deny(id: &RequestId) -> String {
     format!("kg:d:{id}")
 }
 
+pub fn revoke(id: &GrantId) -> String {
+    format!("kg:r:{id}")
+}
+
+pub fn extend(id: &GrantId) -> String {
+    format!("kg:e:{id}")
+}
+
 /// Reads a button's `custom_id`; `None` for anything this bot did not make.
-pub fn parse(custom_id: &str) -> Option<(RequestId, Verdict)> {
+pub fn parse(custom_id: &str) -> Option<Pressed> {
     let mut parts = custom_id.split(':');
     if parts.next()? != "kg" {
         return None;
     }
     let kind = parts.next()?;
-    let id = RequestId::parse(parts.next()?).ok()?;
+    let id = parts.next()?;
     let extra = parts.next();
     if parts.next().is_some() {
         return None;
     }
+    let request = || RequestId::parse(id).ok();
     match (kind, extra) {
-        ("a", None) => Some((id, Verdict::Approve { ttl: None })),
+        ("a", None) => Some(Pressed::Decide(request()?, Verdict::Approve { ttl: None })),
         ("a", Some(secs)) => {
+            let id = request()?;
             let secs: u64 = secs.parse().ok()?;
             (secs > 0 && secs <= 366 * 24 * 3600).then_some(())?;
-            Some((
+            Some(Pressed::Decide(
                 id,
                 Verdict::Approve {
                     ttl: Some(Duration::from_secs(secs)),
                 },
             ))
         }
-        ("d", None) => Some((id, Verdict::Deny { reason: None })),
+        ("d", None) => Some(Pressed::Decide(request()?, Verdict::Deny { reason: None })),
+        ("r", None) => Some(Pressed::Revoke(GrantId::parse(id).ok()?)),
+        ("e", None) => Some(Pressed::Extend(GrantId::parse(id).ok()?)),
         _ => None,
     }
 }
@@ -61,20 +85,26 @@ mod tests {
     #[test]
     fn round_trip_and_garbage() {
         let id = RequestId::random();
+        let grant = GrantId::random();
         assert_eq!(
             parse(&approve(&id, None)),
-            Some((id.clone(), Verdict::Approve { ttl: None }))
+            Some(Pressed::Decide(id.clone(), Verdict::Approve { ttl: None }))
         );
         assert_eq!(
             parse(&approve(&id, Some(Duration::from_secs(300)))),
-            Some((
+            Some(Pressed::Decide(
                 id.clone(),
                 Verdict::Approve {
                     ttl: Some(Duration::from_secs(300))
                 }
             ))
         );
-        assert!(matches!(parse(&deny(&id)), Some((_, Verdict::Deny { .. }))));
+        assert!(matches!(
+            parse(&deny(&id)),
+            Some(Pressed::Decide(_, Verdict::Deny { .. }))
+        ));
+        assert_eq!(parse(&revoke(&grant)), Some(Pressed::Revoke(grant.clone())));
+        assert_eq!(parse(&extend(&grant)), Some(Pressed::Extend(grant.clone())));
         for bad in [
             "",
             "kg",
@@ -83,10 +113,18 @@ mod tests {
             "xx:a:",
             &format!("kg:a:{id}:0"),
             &format!("kg:d:{id}:5"),
+            // A request id where a grant id belongs, and the other way round.
+            &format!("kg:r:{id}"),
+            &format!("kg:e:{id}"),
+            &format!("kg:a:{grant}"),
+            &format!("kg:d:{grant}"),
+            &format!("kg:r:{grant}:5"),
+            &format!("kg:e:{grant}:"),
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
         assert!(approve(&id, Some(Duration::from_secs(3600))).len() <= 100);
+        assert!(revoke(&grant).len() <= 100 && extend(&grant).len() <= 100);
     }
 }
 

@@ -1,21 +1,27 @@
 //! Discord as an approval channel: connects (a wrong token stops here, clearly), posts
 //! each request as a message, and edits that message whenever the request or its grant
 //! changes. REST failures and rate limits are retried with backoff; a request whose
-//! message cannot be posted fails closed.
+//! message cannot be posted fails closed. While a grant lives, a timer waits for the
+//! moment it is ending soon (2 minutes or a fifth of its TTL left, whichever is
+//! shorter) and says so in its message; an extension re-arms it, the grant's end
+//! cancels it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use keygate_proto::api::RequestView;
+use keygate_proto::api::{RequestStatus, RequestView};
 use keygate_proto::approval::{
     ApprovalChannel, BoxFuture, Change, ChannelError, ChannelState, Gatekeeper, Mentions,
 };
+use keygate_proto::{GrantId, RequestId, Timestamp};
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use twilight_model::id::Id;
 use twilight_model::id::marker::MessageMarker;
 
-use crate::client::{BotError, Client, no_mentions, with_retry};
+use crate::client::{BotError, Client, with_retry};
 use crate::config::BotConfig;
 use crate::interactions::Handler;
 use crate::messages::Messages;
@@ -30,6 +36,14 @@ pub struct Discord {
     /// How the gateway connection stands; the connection loop holds the sender.
     state: watch::Receiver<ChannelState>,
     stop: watch::Sender<bool>,
+    /// Per live grant shown in a message: its ending-soon timer and its TTL.
+    timers: Mutex<HashMap<RequestId, (AbortHandle, Duration)>>,
+}
+
+/// When a grant of `ttl` counts as ending soon: 2 minutes or a fifth of its TTL before
+/// its end, whichever is shorter.
+pub(crate) fn ending_soon_lead(ttl: Duration) -> Duration {
+    (ttl / 5).min(Duration::from_secs(120))
 }
 
 impl std::fmt::Debug for Discord {
@@ -75,6 +89,7 @@ impl Discord {
             ping,
             state,
             stop,
+            timers: Mutex::default(),
         }))
     }
 
@@ -100,6 +115,7 @@ impl Discord {
                     .update_message(c.channel, message)
                     .embeds(Some(&rendered.embeds))
                     .components(Some(&rendered.components))
+                    .allowed_mentions(Some(&rendered.allowed_mentions))
                     .await
             })
             .await;
@@ -107,6 +123,65 @@ impl Discord {
                 tracing::error!("Discord: cannot edit message {message}: {e}");
             }
         });
+    }
+
+    /// (Re)starts the ending-soon timer of request `id`'s live grant `grant`, which ends
+    /// at `ends`; `ttl` is used when no timer ran for it yet.
+    fn arm(&self, id: &RequestId, grant: &GrantId, ends: Timestamp, ttl: Duration) {
+        if !self.messages.knows(id) {
+            return;
+        }
+        let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = match timers.remove(id) {
+            Some((old, ttl)) => {
+                old.abort();
+                ttl
+            }
+            None => ttl,
+        };
+        let lead = ending_soon_lead(ttl);
+        let wait = ends.remaining().saturating_sub(lead);
+        let (c, messages) = (Arc::clone(&self.client), Arc::clone(&self.messages));
+        let (id2, grant) = (id.clone(), grant.clone());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let Some((message, rendered)) = messages.ending_soon(&id2, &grant) else {
+                return;
+            };
+            let result = with_retry("saying a grant ends soon", || async {
+                c.http
+                    .update_message(c.channel, message)
+                    .embeds(Some(&rendered.embeds))
+                    .components(Some(&rendered.components))
+                    .allowed_mentions(Some(&rendered.allowed_mentions))
+                    .await
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::error!("Discord: cannot edit message {message}: {e}");
+            }
+        });
+        timers.insert(id.clone(), (task.abort_handle(), ttl));
+    }
+
+    /// Cancels request `id`'s ending-soon timer: its grant ended.
+    fn disarm(&self, id: &RequestId) {
+        let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((task, _)) = timers.remove(id) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Discord {
+    fn drop(&mut self) {
+        let timers = self
+            .timers
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (task, _) in timers.values() {
+            task.abort();
+        }
     }
 }
 
@@ -123,14 +198,26 @@ impl ApprovalChannel for Discord {
         Box::pin(async move {
             let c = &self.client;
             let rendered = render::request(request, None);
-            let nobody = no_mentions();
+            // Whom to notify: the rule's approvers, in the content (mentions in embeds
+            // never notify), and exactly them in `allowed_mentions`.
+            let mentions = if self.ping {
+                mentions.clone()
+            } else {
+                Mentions::default()
+            };
+            let (content, allowed) = render::mentions(&mentions);
             let message = with_retry("posting a request", || async {
-                c.http
+                let post = c
+                    .http
                     .create_message(c.channel)
                     .embeds(&rendered.embeds)
                     .components(&rendered.components)
-                    .allowed_mentions(Some(&nobody))
-                    .await
+                    .allowed_mentions(Some(&allowed));
+                if content.is_empty() {
+                    post.await
+                } else {
+                    post.content(&content).await
+                }
             })
             .await
             .map_err(|e| ChannelError {
@@ -143,12 +230,6 @@ impl ApprovalChannel for Discord {
                 channel: crate::CHANNEL,
                 message: format!("Discord's answer was unreadable: {e}"),
             })?;
-            // Kept for rendering (not rendered yet: the message pings nobody).
-            let mentions = if self.ping {
-                mentions.clone()
-            } else {
-                Mentions::default()
-            };
             self.messages.posted(message.id, request, mentions);
             Ok(())
         })
@@ -158,9 +239,50 @@ impl ApprovalChannel for Discord {
         if let Some((message, rendered)) = self.messages.edit_for(change) {
             self.edit_later(message, rendered);
         }
+        match change {
+            Change::Request(view) => match (&view.grant, view.status) {
+                (Some(grant), RequestStatus::Approved) => {
+                    let ttl = view.decided_at.map_or(Duration::ZERO, |at| {
+                        grant
+                            .expires_at
+                            .system_time()
+                            .duration_since(at.system_time())
+                            .unwrap_or_default()
+                    });
+                    self.arm(&view.id, &grant.id, grant.expires_at, ttl);
+                }
+                _ if view.status.is_final() => self.disarm(&view.id),
+                _ => {}
+            },
+            Change::GrantExtended(grant) => {
+                let ttl = grant
+                    .expires_at
+                    .system_time()
+                    .duration_since(grant.created_at.system_time())
+                    .unwrap_or_default();
+                self.arm(&grant.request, &grant.id, grant.expires_at, ttl);
+            }
+            Change::GrantEnded { grant, .. } => self.disarm(&grant.request),
+        }
     }
 
     fn state(&self) -> ChannelState {
         self.state.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ending_soon_lead;
+    use std::time::Duration;
+
+    #[test]
+    fn ending_soon_is_two_minutes_or_a_fifth_of_the_ttl_whichever_is_shorter() {
+        let s = Duration::from_secs;
+        assert_eq!(ending_soon_lead(s(10)), s(2));
+        assert_eq!(ending_soon_lead(s(600)), s(120));
+        assert_eq!(ending_soon_lead(s(15 * 60)), s(120));
+        assert_eq!(ending_soon_lead(s(300)), s(60));
+        assert_eq!(ending_soon_lead(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -1,7 +1,9 @@
 //! keygate's Discord approval channel: a twilight bot that posts each request that needs
-//! approval as one message with Approve / Deny buttons, takes approvers' presses (checked
-//! against the policy through [`keygate_proto::approval::Gatekeeper`]), keeps the message
-//! up to date until the grant ends, and answers `/keygate` slash commands.
+//! approval as one message with Approve / Deny buttons that pings exactly the rule's
+//! approvers, takes approvers' presses (checked against the policy through
+//! [`keygate_proto::approval::Gatekeeper`]), keeps the message up to date until the grant
+//! ends — with Revoke / Extend buttons and an "ending soon" note while it lives — and
+//! answers `/keygate` slash commands.
 //!
 //! Read it in the order a request travels: [`channel`] posts it (rendered by [`render`],
 //! text made inert by [`escape`], buttons named by [`buttons`]) and remembers the message
@@ -14,10 +16,10 @@
 //! modules below it.
 //!
 //! ```text
-//! channel       the ApprovalChannel: connect, post, edit  → connection interactions commands messages render client config
+//! channel       the ApprovalChannel: post, edit, timers   → connection interactions commands messages render client config
 //! connection    the gateway shard and its state           → interactions
 //! interactions  where each interaction goes               → press commands reply messages client
-//! press         button presses                            → approver reply messages render buttons escape client
+//! press         decisions, Revoke and Extend presses      → approver reply messages render buttons escape client
 //! commands      /keygate grants, /keygate revoke          → approver reply render escape client
 //! approver      who is behind an interaction              → client
 //! reply         answering an interaction                  → escape client

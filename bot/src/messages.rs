@@ -5,13 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use keygate_proto::RequestId;
 use keygate_proto::api::{RequestStatus, RequestView};
 use keygate_proto::approval::{Change, Mentions};
+use keygate_proto::{GrantId, RequestId};
 use twilight_model::id::Id;
 use twilight_model::id::marker::MessageMarker;
 
-use crate::render::{self, Rendered};
+use crate::render::{self, GrantEnd, Note, Rendered};
 
 /// A request's message and what it last showed.
 #[derive(Debug, Clone)]
@@ -21,6 +21,18 @@ struct Posted {
     /// Whom the message should notify: the rule's approvers (none with
     /// `KEYGATE_DISCORD_PING=false`).
     mentions: Mentions,
+    /// What it notes beyond the request (ending soon).
+    note: Note,
+}
+
+impl Posted {
+    /// The message as it should show now, notifying whom it notified when posted (an edit
+    /// notifies nobody anew on Discord; the same `allowed_mentions` keeps it consistent).
+    fn render(&self, ended: Option<&GrantEnd>, note: &Note) -> Rendered {
+        let mut r = render::request_with(&self.view, ended, note);
+        r.allowed_mentions = render::mentions(&self.mentions).1;
+        r
+    }
 }
 
 /// Every posted request message, until its request ends without a grant or its grant
@@ -51,14 +63,80 @@ impl Messages {
                 message,
                 view: view.clone(),
                 mentions,
+                note: Note::default(),
             },
         );
     }
 
-    /// Whom a request's message should notify, while it is remembered.
-    #[allow(dead_code)] // for the renderer of mentions, next
+    /// Whether this request's message is remembered (its request or grant still lives).
+    pub(crate) fn knows(&self, id: &RequestId) -> bool {
+        lock(&self.posted).contains_key(id)
+    }
+
+    /// `view` rendered for its message: its approvers as `allowed_mentions`, its note;
+    /// a message no longer remembered notifies nobody.
+    pub(crate) fn render(&self, view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
+        match lock(&self.posted).get(&view.id) {
+            Some(p) => {
+                let mut r = render::request_with(view, ended, &p.note);
+                r.allowed_mentions = render::mentions(&p.mentions).1;
+                r
+            }
+            None => render::request(view, ended),
+        }
+    }
+
+    /// The message that shows the live grant `grant`, and its request as that message
+    /// last showed it.
+    pub(crate) fn by_grant(&self, grant: &GrantId) -> Option<(Id<MessageMarker>, RequestView)> {
+        lock(&self.posted)
+            .values()
+            .find(|p| p.view.grant.as_ref().is_some_and(|g| &g.id == grant))
+            .map(|p| (p.message, p.view.clone()))
+    }
+
+    /// A grant revoked by a press: the message as the presser's answer shows it, with
+    /// the `mentions` it was posted with (the request is forgotten, as
+    /// [`Self::edit_for`] forgets it for any grant end).
+    pub(crate) fn revoked_by_press(
+        &self,
+        view: &RequestView,
+        by: String,
+        mentions: &Mentions,
+    ) -> Rendered {
+        lock(&self.posted).remove(&view.id);
+        let note = Note {
+            revoked_by: Some(by),
+            ending_soon: false,
+        };
+        let mut r = render::request_with(view, Some(&GrantEnd::Revoked), &note);
+        r.allowed_mentions = render::mentions(mentions).1;
+        r
+    }
+
+    /// Whom a request's message notifies, while it is remembered.
     pub(crate) fn mentions(&self, id: &RequestId) -> Option<Mentions> {
         lock(&self.posted).get(id).map(|p| p.mentions.clone())
+    }
+
+    /// The live grant `grant` of request `id` is ending soon: the edit that says so, once
+    /// (none if the grant is no longer the one shown, or a press is updating the message,
+    /// which then renders the note itself).
+    pub(crate) fn ending_soon(
+        &self,
+        id: &RequestId,
+        grant: &GrantId,
+    ) -> Option<(Id<MessageMarker>, Rendered)> {
+        let busy = lock(&self.in_flight).contains(id);
+        let mut posted = lock(&self.posted);
+        let p = posted.get_mut(id)?;
+        let live = p.view.status == RequestStatus::Approved
+            && p.view.grant.as_ref().is_some_and(|g| &g.id == grant);
+        if !live || p.note.ending_soon {
+            return None;
+        }
+        p.note.ending_soon = true;
+        (!busy).then(|| (p.message, p.render(None, &p.note)))
     }
 
     /// An interaction is about to update this request's message itself.
@@ -92,26 +170,31 @@ impl Messages {
                     p.view = (**view).clone();
                     p.message
                 };
+                let rendered = self.render(view, None);
                 if view.status.is_final() && view.status != RequestStatus::Approved {
                     lock(&self.posted).remove(&view.id);
                 }
-                (!busy).then(|| (message, render::request(view, None)))
+                (!busy).then_some((message, rendered))
             }
             Change::GrantEnded { grant, cause } => {
+                // A press revoking it renders the end itself (and says who).
+                let busy = lock(&self.in_flight).contains(&grant.request);
                 let p = lock(&self.posted).remove(&grant.request)?;
-                Some((p.message, render::request(&p.view, Some(cause))))
+                (!busy).then(|| (p.message, p.render(Some(cause), &Note::default())))
             }
             Change::GrantExtended(grant) => {
                 let busy = lock(&self.in_flight).contains(&grant.request);
-                let (message, view) = {
+                let (message, rendered) = {
                     let mut posted = lock(&self.posted);
                     let p = posted.get_mut(&grant.request)?;
                     if let Some(g) = p.view.grant.as_mut() {
                         g.expires_at = grant.expires_at;
                     }
-                    (p.message, p.view.clone())
+                    // Further from its end again: the ending-soon note re-arms.
+                    p.note.ending_soon = false;
+                    (p.message, p.render(None, &p.note))
                 };
-                (!busy).then(|| (message, render::request(&view, None)))
+                (!busy).then_some((message, rendered))
             }
         }
     }

@@ -1,16 +1,20 @@
 //! How a request looks in Discord: one embed that names the agent, the secrets, the
 //! reason, the TTL, where it came from, the request id and when it expires (as a Discord
 //! timestamp), with Approve / Deny buttons while it is pending, and colour-coded outcome,
-//! who decided and when the grant ends afterwards. Never a secret value: there is none
-//! to render.
+//! who decided and when the grant ends afterwards, with Revoke / Extend buttons while the
+//! grant lives. The approvers to notify are mentioned in the message's content (mentions
+//! in embeds never notify), and `allowed_mentions` names exactly them. Never a secret
+//! value: there is none to render.
 
 use std::time::Duration;
 
 use keygate_proto::Timestamp;
-use keygate_proto::api::{RequestStatus, RequestView};
-use twilight_model::channel::message::Embed;
+use keygate_proto::api::{GrantRef, RequestStatus, RequestView};
+use keygate_proto::approval::Mentions;
 use twilight_model::channel::message::component::{ActionRow, ButtonStyle, Component};
 use twilight_model::channel::message::embed::EmbedField;
+use twilight_model::channel::message::{AllowedMentions, Embed};
+use twilight_model::id::Id;
 use twilight_util::builder::embed::{EmbedBuilder, EmbedFieldBuilder, EmbedFooterBuilder};
 use twilight_util::builder::message::ButtonBuilder;
 use twilight_validate::embed as embed_limits;
@@ -25,11 +29,53 @@ const GREY: u32 = 0x0095_A5A6;
 
 pub use keygate_proto::approval::GrantEnd;
 
-/// A message's embeds and components.
+/// A message's embeds and components, and whom it may notify (set by whoever knows the
+/// message's approvers; nobody by default).
 #[derive(Debug, Clone)]
 pub struct Rendered {
     pub embeds: Vec<Embed>,
     pub components: Vec<Component>,
+    pub allowed_mentions: AllowedMentions,
+}
+
+/// What a message shows beyond its request: who revoked the grant from Discord, and
+/// whether the live grant is ending soon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Note {
+    pub revoked_by: Option<String>,
+    pub ending_soon: bool,
+}
+
+/// The content that notifies `m` (`<@user>` and `<@&role>`, nothing a requester wrote),
+/// and the `allowed_mentions` that lets exactly those through: `parse` stays empty, so
+/// `@everyone`, `@here` and any other mention stay silent. Nobody to notify: no content.
+pub fn mentions(m: &Mentions) -> (String, AllowedMentions) {
+    let users: Vec<_> = m
+        .users
+        .iter()
+        .filter_map(|u| Id::new_checked(u.0))
+        .collect();
+    let roles: Vec<_> = m
+        .roles
+        .iter()
+        .filter_map(|r| Id::new_checked(r.0))
+        .collect();
+    let tags: Vec<String> = users
+        .iter()
+        .map(|u| format!("<@{u}>"))
+        .chain(roles.iter().map(|r| format!("<@&{r}>")))
+        .collect();
+    let content = if tags.is_empty() {
+        String::new()
+    } else {
+        format!("Approvers: {}", tags.join(" "))
+    };
+    let allowed = AllowedMentions {
+        users,
+        roles,
+        ..AllowedMentions::default()
+    };
+    (content, allowed)
 }
 
 /// `2026-01-01T00:00:00Z` → `<t:1767225600:R>` (Discord shows it in the reader's zone).
@@ -132,11 +178,17 @@ fn secret_fields(names: &[String], budget: usize, max_fields: usize) -> Vec<Embe
 /// cut (after escaping, with a mark) to its share, the request id is never cut, and the
 /// secret names get the room that is left.
 pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
+    request_with(view, ended, &Note::default())
+}
+
+/// [`request`], with what the message notes beyond the request.
+pub fn request_with(view: &RequestView, ended: Option<&GrantEnd>, note: &Note) -> Rendered {
     let names: Vec<String> = view.secrets.iter().map(|s| s.as_str().to_owned()).collect();
     let ttl = human(Duration::from_secs(view.ttl_seconds));
     let (color, title) = match (view.status, ended) {
         (RequestStatus::Approved, Some(GrantEnd::Expired)) => (GREY, "⌛ Grant expired"),
         (RequestStatus::Approved, Some(GrantEnd::Revoked)) => (GREY, "🚫 Grant revoked"),
+        (RequestStatus::Approved, None) if note.ending_soon => (AMBER, "⏳ Approved, ending soon"),
         (RequestStatus::Approved, None) => (GREEN, "✅ Approved"),
         (RequestStatus::Pending, _) => (AMBER, "🔐 Approval needed"),
         (RequestStatus::Denied, _) => (RED, "⛔ Denied"),
@@ -210,10 +262,16 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
         if let Some(at) = view.decided_at {
             add("When", discord_time(at, 'f'), true);
         }
+        if let Some(who) = note.revoked_by.as_deref()
+            && ended == Some(&GrantEnd::Revoked)
+        {
+            add("Revoked by", inert(who, PEOPLE_SHOWN), true);
+        }
         if let Some(grant) = &view.grant {
             let name = match ended {
                 Some(GrantEnd::Expired) => "Grant ended",
                 Some(GrantEnd::Revoked) => "Grant revoked",
+                None if note.ending_soon => "Ending soon",
                 None => "Grant ends",
             };
             let when = if ended == Some(&GrantEnd::Revoked) {
@@ -261,12 +319,29 @@ pub fn request(view: &RequestView, ended: Option<&GrantEnd>) -> Rendered {
     );
     Rendered {
         embeds: vec![embed],
-        components: if view.status == RequestStatus::Pending {
-            buttons_for(view)
-        } else {
-            Vec::new()
+        components: match (view.status, &view.grant, ended) {
+            (RequestStatus::Pending, _, _) => buttons_for(view),
+            (RequestStatus::Approved, Some(grant), None) => grant_buttons(grant),
+            _ => Vec::new(),
         },
+        allowed_mentions: AllowedMentions::default(),
     }
+}
+
+/// A live grant's controls: a red Revoke and a grey Extend.
+fn grant_buttons(grant: &GrantRef) -> Vec<Component> {
+    let revoke = ButtonBuilder::new(ButtonStyle::Danger)
+        .label("Revoke")
+        .custom_id(buttons::revoke(&grant.id))
+        .build();
+    let extend = ButtonBuilder::new(ButtonStyle::Secondary)
+        .label("Extend")
+        .custom_id(buttons::extend(&grant.id))
+        .build();
+    vec![Component::ActionRow(ActionRow {
+        id: None,
+        components: vec![Component::Button(revoke), Component::Button(extend)],
+    })]
 }
 
 fn buttons_for(view: &RequestView) -> Vec<Component> {
@@ -306,7 +381,6 @@ fn buttons_for(view: &RequestView) -> Vec<Component> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keygate_proto::api::GrantRef;
     use keygate_proto::{AgentName, GrantId, RequestId, SecretName};
     use proptest::prelude::*;
 
@@ -423,6 +497,64 @@ mod tests {
         assert!(!text.contains("more (`keygate requests`"));
     }
 
+    #[test]
+    fn a_live_grant_has_revoke_and_extend_and_an_ended_one_none() {
+        let v = view(vec![long_name(1)], RequestStatus::Approved, "x");
+        let gid = v.grant.as_ref().unwrap().id.clone();
+        let r = assert_postable(&v, None);
+        let Component::ActionRow(row) = &r.components[0] else {
+            panic!("a row")
+        };
+        let ids: Vec<_> = row
+            .components
+            .iter()
+            .map(|c| match c {
+                Component::Button(b) => (b.style, b.custom_id.clone().unwrap()),
+                _ => panic!("a button"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (ButtonStyle::Danger, buttons::revoke(&gid)),
+                (ButtonStyle::Secondary, buttons::extend(&gid))
+            ]
+        );
+        for ended in [GrantEnd::Expired, GrantEnd::Revoked] {
+            assert!(assert_postable(&v, Some(&ended)).components.is_empty());
+        }
+        let soon = Note {
+            ending_soon: true,
+            ..Note::default()
+        };
+        assert!(all_text(&request_with(&v, None, &soon)).contains("ending soon"));
+        let by = Note {
+            revoked_by: Some("@ops".into()),
+            ..Note::default()
+        };
+        let text = all_text(&request_with(&v, Some(&GrantEnd::Revoked), &by));
+        assert!(
+            text.contains("Revoked by") && text.contains("ops"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn mentions_name_exactly_the_approvers() {
+        use keygate_proto::{RoleId, UserId};
+        let (content, allowed) = mentions(&Mentions {
+            users: vec![UserId(1), UserId(2)],
+            roles: vec![RoleId(3)],
+        });
+        assert_eq!(content, "Approvers: <@1> <@2> <@&3>");
+        assert!(allowed.parse.is_empty());
+        assert_eq!(allowed.users.len(), 2);
+        assert_eq!(allowed.roles.len(), 1);
+        let (content, allowed) = mentions(&Mentions::default());
+        assert!(content.is_empty());
+        assert_eq!(allowed, AllowedMentions::default());
+    }
+
     fn names() -> impl Strategy<Value = Vec<SecretName>> {
         prop::collection::vec(
             "[a-z0-9][a-z0-9._/-]{0,127}".prop_filter_map("valid", |s| SecretName::new(s).ok()),
@@ -441,6 +573,14 @@ mod tests {
             let v = view(secrets, STATUSES[status], &text);
             assert_postable(&v, None);
             assert_postable(&v, Some(&GrantEnd::Revoked));
+            let note = Note { revoked_by: Some(text.repeat(200)), ending_soon: true };
+            for ended in [None, Some(GrantEnd::Revoked)] {
+                let r = request_with(&v, ended.as_ref(), &note);
+                twilight_validate::message::embeds(&r.embeds).unwrap();
+                for e in &r.embeds {
+                    twilight_validate::embed::embed(e).unwrap();
+                }
+            }
         }
     }
 }

@@ -192,7 +192,13 @@ fn approve_in_discord_releases_and_the_message_shows_it() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.trim(), VALUE);
     let after = w.sim.message(msg.id).unwrap();
-    assert!(after.live_buttons().is_empty(), "buttons stay live");
+    // The decision buttons go; the live grant's controls take their place.
+    let labels: Vec<_> = after
+        .live_buttons()
+        .into_iter()
+        .map(|b| b.label.unwrap_or_default())
+        .collect();
+    assert_eq!(labels, ["Revoke", "Extend"], "{labels:?}");
     assert!(after.text().contains("Approved by"), "{}", after.text());
     assert!(after.text().contains("Grant ends"));
     eprintln!("press → callback {callback:?}; press → agent has the value {released:?}");
@@ -586,7 +592,10 @@ fn a_hostile_reason_renders_inert_and_no_value_reaches_discord() {
     let w = World::new();
     let reason = "@everyone @here <@123> **URGENT**\nAgent: root\n[click](http://evil)";
     let (child, msg) = w.ask("github/token", reason);
-    assert!(msg.pings.is_empty(), "{:?}", msg.pings);
+    // Exactly the rule's approvers ("ops": one user, one role); nothing the reason names.
+    assert!(!msg.pings.everyone, "{:?}", msg.pings);
+    assert_eq!(msg.pings.users, vec![OPS], "{:?}", msg.pings);
+    assert_eq!(msg.pings.roles, vec![OPS_ROLE], "{:?}", msg.pings);
     let text = msg.text();
     assert!(
         !text.contains("@everyone") && !text.contains("@here") && !text.contains("<@123>"),

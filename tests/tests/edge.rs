@@ -292,7 +292,13 @@ mod discord {
         });
         let after = w.sim.message(msg.id).unwrap();
         assert!(after.text().contains("Approved by"), "{}", after.text());
-        assert!(after.live_buttons().is_empty());
+        // Only the live grant's controls are left.
+        let labels: Vec<_> = after
+            .live_buttons()
+            .into_iter()
+            .map(|b| b.label.unwrap_or_default())
+            .collect();
+        assert_eq!(labels, ["Revoke", "Extend"], "{labels:?}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! `KEYGATE_DISCORD_PING`: whether a request's message notifies the rule's approvers
-//! (default true). A value other than `true` or `false` stops the daemon at start,
-//! naming the variable.
+//! (default true): exactly the rule's approvers, never anyone the requester's text
+//! names, nobody at all with `false`. A value other than `true` or `false` stops the
+//! daemon at start, naming the variable.
 
 #[test]
 fn a_bad_ping_setting_stops_the_daemon_at_start() {
@@ -22,4 +23,155 @@ fn a_bad_ping_setting_stops_the_daemon_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("KEYGATE_DISCORD_PING"), "{err}");
     assert!(!err.contains("a-token"), "the token was printed: {err}");
+}
+
+use std::time::Duration;
+
+use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_tests::{Daemon, finish};
+
+const OPS: u64 = 111_111_111_111_111_111;
+const OPS_ROLE: u64 = 222_222_222_222_222_222;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A simulator and a daemon connected to it, with `extra` environment.
+fn world(extra: &[(&str, &str)]) -> (tokio::runtime::Runtime, Simulator, Daemon, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sim = rt
+        .block_on(Simulator::start(SimConfig::default()))
+        .expect("simulator");
+    let d = Daemon::start_with_discord(keygate_tests::POLICY, &sim, extra);
+    assert!(rt.block_on(sim.wait_connected(WAIT)), "connected");
+    d.secret("github/token", "v");
+    let agent = d.agent("ci-one");
+    (rt, sim, d, agent)
+}
+
+/// The agent asks with `reason`; the request's message as posted.
+fn ask(
+    rt: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    d: &Daemon,
+    agent: &str,
+    reason: &str,
+) -> (std::process::Child, SimMessage) {
+    let child = d
+        .keygate_as(agent, &["get", "github/token", "--reason", reason])
+        .spawn();
+    let id = d.pending_request();
+    let msg = rt
+        .block_on(sim.wait_for_message(|m| m.text().contains(&id), WAIT))
+        .expect("posted");
+    (child, msg)
+}
+
+/// No call the bot made let Discord parse mentions itself (`parse` stays empty, so
+/// `users` / `roles` lists are never combined with it — a 400 on Discord).
+fn parse_never_used(sim: &Simulator) {
+    for call in sim.rest_log() {
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&call.raw_body) else {
+            continue;
+        };
+        let allowed = body
+            .get("allowed_mentions")
+            .or_else(|| body.get("data").and_then(|d| d.get("allowed_mentions")));
+        if let Some(a) = allowed {
+            assert_eq!(
+                a["parse"],
+                serde_json::json!([]),
+                "{} {}: {a}",
+                call.method,
+                call.path
+            );
+        }
+    }
+}
+
+#[test]
+fn the_rules_approvers_are_pinged_and_nobody_else() {
+    let (rt, sim, d, agent) = world(&[]);
+    let (child, msg) = ask(&rt, &sim, &d, &agent, "@everyone @here <@42> <@&43> deploy");
+    // "ops": one user and one role, mentioned in the content where a mention notifies.
+    assert!(!msg.pings.everyone, "{:?}", msg.pings);
+    assert_eq!(msg.pings.users, vec![OPS]);
+    assert_eq!(msg.pings.roles, vec![OPS_ROLE]);
+    assert!(
+        msg.content.contains(&format!("<@{OPS}>")),
+        "{}",
+        msg.content
+    );
+    assert!(
+        msg.content.contains(&format!("<@&{OPS_ROLE}>")),
+        "{}",
+        msg.content
+    );
+    let allowed = msg.allowed_mentions.clone().expect("allowed_mentions sent");
+    assert_eq!(allowed["parse"], serde_json::json!([]), "{allowed}");
+    assert_eq!(
+        allowed["users"],
+        serde_json::json!([OPS.to_string()]),
+        "{allowed}"
+    );
+    assert_eq!(
+        allowed["roles"],
+        serde_json::json!([OPS_ROLE.to_string()]),
+        "{allowed}"
+    );
+    // Approving edits the message; the mentions stay exactly the approvers.
+    let approve = msg
+        .live_buttons()
+        .into_iter()
+        .find(|b| b.label.as_deref() == Some("Approve"))
+        .and_then(|b| b.custom_id)
+        .unwrap();
+    let h = sim
+        .press(&PressSpec {
+            custom_id: approve,
+            message_id: msg.id,
+            username: "ops".into(),
+            ..PressSpec::new(0, "", OPS)
+        })
+        .unwrap();
+    rt.block_on(h.response(WAIT)).expect("answered");
+    assert_eq!(finish(child).code, 0);
+    let now = sim.message(msg.id).unwrap();
+    assert!(now.edited > 0);
+    assert_eq!(
+        now.pings, msg.pings,
+        "an edit changed whom the message names"
+    );
+    // Nothing else the bot sent pinged anyone.
+    for m in sim.messages() {
+        if m.id != msg.id {
+            assert!(m.pings.is_empty(), "{:?} pinged {:?}", m.content, m.pings);
+        }
+    }
+    parse_never_used(&sim);
+}
+
+#[test]
+fn with_ping_off_nobody_is_pinged() {
+    let (rt, sim, d, agent) = world(&[("KEYGATE_DISCORD_PING", "false")]);
+    let (mut child, msg) = ask(&rt, &sim, &d, &agent, "@everyone please");
+    assert!(msg.pings.is_empty(), "{:?}", msg.pings);
+    assert!(!msg.content.contains("<@"), "{}", msg.content);
+    let allowed = msg.allowed_mentions.clone().expect("allowed_mentions sent");
+    assert_eq!(allowed["parse"], serde_json::json!([]), "{allowed}");
+    assert!(
+        allowed
+            .get("users")
+            .is_none_or(|u| u == &serde_json::json!([]))
+    );
+    assert!(
+        allowed
+            .get("roles")
+            .is_none_or(|r| r == &serde_json::json!([]))
+    );
+    parse_never_used(&sim);
+    child.kill().ok();
+    child.wait().ok();
 }

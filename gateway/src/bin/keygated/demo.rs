@@ -80,6 +80,16 @@ fn shown(text: &str) -> String {
 /// A message as Discord would show it, in the terminal.
 fn card(m: &SimMessage) -> String {
     let mut s = String::new();
+    if !m.content.is_empty() {
+        // Who it pings (the sim says whom it actually notified).
+        let _ = writeln!(
+            s,
+            "  {}   (pings {} user(s), {} role(s))",
+            shown(&m.content),
+            m.pings.users.len(),
+            m.pings.roles.len()
+        );
+    }
     for e in &m.embeds {
         let title = e["title"].as_str().unwrap_or("");
         let _ = writeln!(s, "  ┌─ {}", shown(title));
