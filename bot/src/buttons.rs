@@ -145,7 +145,7 @@ mod properties {
                 let ttl = Some(Duration::from_secs(secs));
                 (approve(&id, ttl), Verdict::Approve { ttl })
             };
-            prop_assert_eq!(parse(&made), Some((id, meant)));
+            prop_assert_eq!(parse(&made), Some(Pressed::Decide(id, meant)));
         }
 
         /// A forged id is read as at most what the bot could have said: `kg`, approve
@@ -163,7 +163,7 @@ mod properties {
                 raw.push(':');
                 raw.push_str(part);
             }
-            if let Some((on, verdict)) = parse(&raw) {
+            if let Some(Pressed::Decide(on, verdict)) = parse(&raw) {
                 prop_assert_eq!(prefix.as_str(), "kg");
                 prop_assert_eq!(on, id);
                 prop_assert!(more.is_none());
