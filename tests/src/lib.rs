@@ -480,3 +480,9 @@ fn ran(out: &Output) -> Ran {
 pub fn finish(child: Child) -> Ran {
     ran(&child.wait_with_output().expect("keygate output"))
 }
+
+/// Seconds since the epoch of a time as the API writes it (RFC 3339).
+pub fn unix_secs(time: &str) -> i64 {
+    let t = keygate_proto::Timestamp::parse(time).expect("an RFC 3339 time");
+    i64::try_from(t.unix_seconds()).expect("a time after 1970")
+}

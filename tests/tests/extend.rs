@@ -8,6 +8,11 @@ use std::time::Duration;
 use keygate_tests::exec::{Running, approve_next};
 use keygate_tests::{Daemon, POLICY, finish};
 
+/// Seconds since the epoch of a time in the API's JSON.
+fn secs(time: &serde_json::Value) -> i64 {
+    keygate_tests::unix_secs(time.as_str().expect("a time string"))
+}
+
 /// A grant for `secret` for agent `ci-one`, approved by the operator: (grant JSON, token).
 fn approved(d: &Daemon, secret: &str) -> (serde_json::Value, String) {
     d.secret(secret, "v");
@@ -23,30 +28,6 @@ fn grant(d: &Daemon) -> serde_json::Value {
     let all: Vec<serde_json::Value> = serde_json::from_str(&out).expect("grants JSON");
     assert_eq!(all.len(), 1, "{all:?}");
     all[0].clone()
-}
-
-/// Seconds since the epoch of an RFC 3339 `…Z` time, as the API writes them.
-fn secs(time: &serde_json::Value) -> i64 {
-    let text = time.as_str().expect("a time string");
-    let (date, clock) = text
-        .trim_end_matches('Z')
-        .split_once('T')
-        .expect("an RFC 3339 time");
-    let num = |p: &str| p.parse::<i64>().expect("a number");
-    let ymd: Vec<i64> = date.split('-').map(num).collect();
-    let hms: Vec<i64> = clock.split(':').map(num).collect();
-    // Days from civil (Howard Hinnant's algorithm).
-    let (year, month) = if ymd[1] <= 2 {
-        (ymd[0] - 1, ymd[1] + 9)
-    } else {
-        (ymd[0], ymd[1] - 3)
-    };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * month + 2) / 5 + ymd[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
 }
 
 #[test]

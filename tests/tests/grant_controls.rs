@@ -265,7 +265,10 @@ fn an_approver_extends_from_discord_then_the_cap_refuses() {
     let after = w.grant()["expires_at"].as_str().unwrap().to_owned();
     assert!(after > before, "{before} → {after}");
     // The message shows the new end (a Discord timestamp of it).
-    let (old_t, new_t) = (unix(&before), unix(&after));
+    let (old_t, new_t) = (
+        keygate_tests::unix_secs(&before),
+        keygate_tests::unix_secs(&after),
+    );
     assert!(text.contains(&format!("<t:{new_t}:")), "{text}");
     assert!(!text.contains(&format!("<t:{old_t}:")), "{text}");
     let extended = audit_events(&w.d, "grant_extended");
@@ -426,27 +429,4 @@ fn an_extension_after_ending_soon_clears_the_note_and_re_arms_it() {
         "the extended grant ended without saying it was ending soon: {}",
         again.text()
     );
-}
-
-/// Seconds since the epoch of an RFC 3339 `…Z` time, as the API writes them.
-fn unix(text: &str) -> i64 {
-    let (date, clock) = text
-        .trim_end_matches('Z')
-        .split_once('T')
-        .expect("an RFC 3339 time");
-    let num = |p: &str| p.parse::<i64>().expect("a number");
-    let ymd: Vec<i64> = date.split('-').map(num).collect();
-    let hms: Vec<i64> = clock.split(':').map(num).collect();
-    // Days from civil (Howard Hinnant's algorithm).
-    let (year, month) = if ymd[1] <= 2 {
-        (ymd[0] - 1, ymd[1] + 9)
-    } else {
-        (ymd[0], ymd[1] - 3)
-    };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * month + 2) / 5 + ymd[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
 }
