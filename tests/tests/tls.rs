@@ -46,6 +46,42 @@ fn a_wrong_fingerprint_is_refused() {
         !d.audit().contains("auth_failed"),
         "the token was never sent"
     );
+
+    // Proven at the socket: an impostor with its own certificate, on the address the
+    // agent was given, decrypts whatever the client sends after the handshake. Pinned to
+    // the real daemon, the client finishes no handshake and sends no byte of the token.
+    let real_fp = d_fingerprint(&d);
+    let impostor = Impostor::start();
+    let r = d
+        .keygate_as(&t, &["grants"])
+        .env("KEYGATE_URL", &impostor.url)
+        .env("KEYGATE_FINGERPRINT", &real_fp)
+        .run();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("pinned"), "{}", r.stderr);
+    let heard = impostor.heard();
+    assert!(
+        heard.handshakes >= 1,
+        "the client never reached the impostor"
+    );
+    assert_eq!(
+        heard.completed, 0,
+        "the client finished a handshake with it"
+    );
+    assert!(heard.plaintext.is_empty(), "it sent {:?}", heard.plaintext);
+    // The same impostor, with the client pinned to it, does hear the request and token:
+    // the recording works.
+    let r = d
+        .keygate_as(&t, &["grants"])
+        .env("KEYGATE_URL", &impostor.url)
+        .env("KEYGATE_FINGERPRINT", &impostor.fingerprint)
+        .run();
+    assert_ne!(r.code, 0, "the impostor answers nothing useful");
+    let heard = impostor.heard();
+    assert!(
+        String::from_utf8_lossy(&heard.plaintext).contains(&t),
+        "the control case: the token reaches a pinned server"
+    );
     let r = d
         .keygate_as(&t, &["grants"])
         .env("KEYGATE_URL", &url)
@@ -187,5 +223,106 @@ fn the_listener_speaks_tls_1_2_and_1_3_h2_by_alpn_and_names_its_hosts() {
             .run();
         assert_eq!(r.code, 0, "{host}: {r:?}");
         assert_eq!(r.stdout.trim(), "[]");
+    }
+}
+
+fn d_fingerprint(d: &Daemon) -> String {
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("fingerprint "))
+        .map(str::to_owned)
+        .expect("the daemon logged its fingerprint");
+    line.split("fingerprint ")
+        .nth(1)
+        .expect("fingerprint")
+        .trim()
+        .to_owned()
+}
+
+/// What the impostor saw.
+#[derive(Debug, Default, Clone)]
+struct Heard {
+    handshakes: usize,
+    completed: usize,
+    plaintext: Vec<u8>,
+}
+
+/// A TLS server with a certificate of its own that records what clients send it.
+struct Impostor {
+    url: String,
+    fingerprint: String,
+    heard: std::sync::Arc<std::sync::Mutex<Heard>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+#[allow(clippy::unwrap_used)] // a test fixture: any failure here is the test failing
+impl Impostor {
+    fn start() -> Self {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = made.cert.der().clone();
+        let fingerprint = {
+            use sha2::Digest as _;
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&cert)))
+        };
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Heard::default()));
+        let log = std::sync::Arc::clone(&heard);
+        rt.spawn(async move {
+            use tokio::io::AsyncReadExt as _;
+            while let Ok((tcp, _)) = listener.accept().await {
+                log.lock().unwrap().handshakes += 1;
+                let (acceptor, log) = (acceptor.clone(), std::sync::Arc::clone(&log));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    log.lock().unwrap().completed += 1;
+                    let mut buf = [0u8; 4096];
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), tls.read(&mut buf))
+                            .await
+                    {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut heard = log.lock().unwrap();
+                        heard.plaintext.extend_from_slice(&buf[..n]);
+                        // A whole request head: enough to tell what was sent.
+                        if heard.plaintext.windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            fingerprint,
+            heard,
+            _rt: rt,
+        }
+    }
+
+    fn heard(&self) -> Heard {
+        self.heard.lock().unwrap().clone()
     }
 }
