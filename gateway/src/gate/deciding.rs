@@ -109,7 +109,7 @@ impl Gate {
         let by = Actor::of(decider);
         let given = match &verdict {
             Verdict::Deny { reason } => denial_reason(reason.as_deref())?,
-            Verdict::Approve { .. } => None,
+            Verdict::Approve { .. } | Verdict::ApproveFor { .. } => None,
         };
         let result = self.transition(id, Record::Strict, |r| {
             if r.status().is_final() {
@@ -126,6 +126,7 @@ impl Gate {
                     None => r.deny(by.clone(), format!("denied by {}", by.who))?,
                 },
                 Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
+                Verdict::ApproveFor { ttl } => r.approve_for(decider.id(), by.clone(), *ttl)?,
             })
         });
         let (view, grant) = match result {
