@@ -228,7 +228,12 @@ pub(crate) fn verdict(form: Form, data: &ModalInteractionData) -> Result<Verdict
                     crate::escape::inert(&e.to_string(), 200)
                 )
             })?;
-            Ok(Verdict::ApproveFor { ttl })
+            let note = values
+                .get(NOTE)
+                .map(|n| n.trim())
+                .filter(|n| !n.is_empty())
+                .map(|n| n.chars().take(usize::from(NOTE_MAX)).collect());
+            Ok(Verdict::ApproveFor { ttl, note })
         }
         Form::Deny => {
             let reason = values.get(REASON).map(|r| r.trim()).unwrap_or_default();
@@ -340,7 +345,8 @@ mod tests {
         assert_eq!(
             verdict(Form::Approve, &d),
             Ok(Verdict::ApproveFor {
-                ttl: Duration::from_secs(5400)
+                ttl: Duration::from_secs(5400),
+                note: None,
             })
         );
         for bad in ["soon", "", "0s", "400d"] {

@@ -195,6 +195,8 @@ pub enum Verdict {
     /// is capped at the rule's `max_ttl`.
     ApproveFor {
         ttl: Duration,
+        /// What the approver wrote beside it, for the audit log.
+        note: Option<String>,
     },
     Deny {
         reason: Option<String>,

@@ -200,6 +200,15 @@ fn approve_opens_a_modal_with_the_ttl_and_a_longer_ttl_is_granted() {
     assert_eq!(w.request(&id)["status"], "approved");
     let secs = w.grant_secs();
     assert!((1795..=1800).contains(&secs), "{secs}");
+    let audit = w.d.audit();
+    let note = audit
+        .lines()
+        .find(|l| l.contains("\"decision_note\""))
+        .unwrap_or_else(|| panic!("no decision_note in {audit}"));
+    assert!(
+        note.contains("for the deploy") && note.contains(&id),
+        "{note}"
+    );
 }
 
 #[test]

@@ -209,6 +209,7 @@ async fn a_chosen_ttl_may_be_longer_but_never_past_max_ttl() {
         f.gate.requests.insert(r);
         let chosen = Verdict::ApproveFor {
             ttl: Duration::from_secs(asked),
+            note: Some("for the deploy".into()),
         };
         let Outcome::Decided(v) = f
             .gate
@@ -219,6 +220,11 @@ async fn a_chosen_ttl_may_be_longer_but_never_past_max_ttl() {
             panic!("decided")
         };
         assert_eq!(v.ttl_seconds, granted, "asked {asked}");
+        assert!(
+            f.logged().contains(&"decision_note".to_owned()),
+            "{:?}",
+            f.logged()
+        );
     }
 }
 
