@@ -1,7 +1,8 @@
 //! The buttons' `custom_id`s: `kg:a:<request>` approve, `kg:a:<request>:<seconds>`
 //! approve with a shorter TTL, `kg:d:<request>` deny, and on a live grant's message
-//! `kg:r:<grant>` revoke it, `kg:e:<grant>` extend it. Anything else is unknown and
-//! refused (fail closed).
+//! `kg:r:<grant>` revoke it, `kg:e:<grant>` extend it; `kg:am:<request>` (Approve…) and
+//! `kg:dm:<request>` (Deny…) open a form, which carries the same id back when submitted.
+//! Anything else is unknown and refused (fail closed).
 
 use std::time::Duration;
 
@@ -20,6 +21,10 @@ pub const SHORTER_TTLS: [Duration; 3] = [
 pub enum Pressed {
     /// A decision on a pending request.
     Decide(RequestId, Verdict),
+    /// Open the Approve… form (a TTL and a note); its submit approves.
+    ApproveForm(RequestId),
+    /// Open the Deny… form (a reason); its submit denies.
+    DenyForm(RequestId),
     /// End a live grant now.
     Revoke(GrantId),
     /// Extend a live grant by its TTL (within the rule's `max_ttl`).
@@ -35,6 +40,14 @@ pub fn approve(id: &RequestId, ttl: Option<Duration>) -> String {
 
 pub fn deny(id: &RequestId) -> String {
     format!("kg:d:{id}")
+}
+
+pub fn approve_form(id: &RequestId) -> String {
+    format!("kg:am:{id}")
+}
+
+pub fn deny_form(id: &RequestId) -> String {
+    format!("kg:dm:{id}")
 }
 
 pub fn revoke(id: &GrantId) -> String {
@@ -72,6 +85,8 @@ pub fn parse(custom_id: &str) -> Option<Pressed> {
             ))
         }
         ("d", None) => Some(Pressed::Decide(request()?, Verdict::Deny { reason: None })),
+        ("am", None) => Some(Pressed::ApproveForm(request()?)),
+        ("dm", None) => Some(Pressed::DenyForm(request()?)),
         ("r", None) => Some(Pressed::Revoke(GrantId::parse(id).ok()?)),
         ("e", None) => Some(Pressed::Extend(GrantId::parse(id).ok()?)),
         _ => None,
@@ -103,6 +118,11 @@ mod tests {
             parse(&deny(&id)),
             Some(Pressed::Decide(_, Verdict::Deny { .. }))
         ));
+        assert_eq!(
+            parse(&approve_form(&id)),
+            Some(Pressed::ApproveForm(id.clone()))
+        );
+        assert_eq!(parse(&deny_form(&id)), Some(Pressed::DenyForm(id.clone())));
         assert_eq!(parse(&revoke(&grant)), Some(Pressed::Revoke(grant.clone())));
         assert_eq!(parse(&extend(&grant)), Some(Pressed::Extend(grant.clone())));
         for bad in [
@@ -120,6 +140,8 @@ mod tests {
             &format!("kg:d:{grant}"),
             &format!("kg:r:{grant}:5"),
             &format!("kg:e:{grant}:"),
+            &format!("kg:am:{grant}"),
+            &format!("kg:dm:{id}:5"),
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
@@ -170,6 +192,7 @@ mod properties {
                 match verdict {
                     Verdict::Deny { .. } => prop_assert!(kind == "d" && extra.is_none()),
                     Verdict::Approve { ttl: None } => prop_assert!(kind == "a" && extra.is_none()),
+                    Verdict::ApproveFor { .. } => prop_assert!(false, "no button approves for a typed TTL"),
                     Verdict::Approve { ttl: Some(t) } => {
                         prop_assert_eq!(kind.as_str(), "a");
                         prop_assert!(t > Duration::ZERO && t.as_secs() <= 366 * 24 * 3600);

@@ -77,6 +77,7 @@ impl Discord {
                 client: Arc::clone(&client),
                 messages: Arc::clone(&messages),
                 gatekeeper,
+                forms: Arc::default(),
             },
             config.token.expose_secret().to_owned(),
             config.gateway_url.as_deref(),

@@ -1,5 +1,5 @@
 //! Where each interaction the gateway brings goes: a button press to [`crate::press`], a
-//! slash command to [`crate::commands`], anything else to a polite ephemeral refusal.
+//! submitted form to [`crate::form`], a slash command to [`crate::commands`], anything else to a polite ephemeral refusal.
 
 use std::sync::Arc;
 
@@ -17,6 +17,8 @@ pub(crate) struct Handler {
     pub(crate) client: Arc<Client>,
     pub(crate) messages: Arc<Messages>,
     pub(crate) gatekeeper: Arc<dyn Gatekeeper>,
+    /// The Approve… and Deny… forms opened and not yet submitted.
+    pub(crate) forms: Arc<crate::form::Forms>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -33,7 +35,10 @@ impl Handler {
         let (c, gk) = (self.client.as_ref(), self.gatekeeper.as_ref());
         match &i.data {
             Some(InteractionData::MessageComponent(data)) => {
-                crate::press::handle(c, &self.messages, gk, &i, &data.custom_id).await;
+                crate::press::handle(c, &self.messages, &self.forms, gk, &i, &data.custom_id).await;
+            }
+            Some(InteractionData::ModalSubmit(data)) => {
+                crate::form::submitted(c, &self.messages, &self.forms, gk, &i, data).await;
             }
             Some(InteractionData::ApplicationCommand(data)) => {
                 crate::commands::handle(c, gk, &i, data).await;

@@ -20,6 +20,7 @@
 //! connection    the gateway shard and its state           → interactions
 //! interactions  where each interaction goes               → press commands reply messages client
 //! press         decisions, Revoke and Extend presses      → approver reply messages render buttons escape client
+//! form          the Approve… and Deny… forms (modals)    → press approver reply buttons
 //! commands      /keygate grants, /keygate revoke          → approver reply render escape client
 //! approver      who is behind an interaction              → client
 //! reply         answering an interaction                  → escape client
@@ -39,6 +40,7 @@ mod commands;
 pub mod config;
 mod connection;
 pub mod escape;
+mod form;
 mod interactions;
 mod messages;
 mod press;

@@ -8,8 +8,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use keygate_proto::GrantId;
-use keygate_proto::approval::{Approver, Gatekeeper, Refused};
+use keygate_proto::approval::{Approver, Gatekeeper, Refused, Verdict};
+use keygate_proto::{GrantId, RequestId};
 use twilight_model::application::interaction::Interaction;
 use twilight_model::channel::message::MessageFlags;
 use twilight_model::http::interaction::{InteractionResponse, InteractionResponseType};
@@ -29,6 +29,7 @@ const ANSWER_BY: Duration = Duration::from_secs(2);
 pub(crate) async fn handle(
     c: &Client,
     messages: &Messages,
+    forms: &crate::form::Forms,
     gk: &dyn Gatekeeper,
     i: &Interaction,
     custom_id: &str,
@@ -43,25 +44,13 @@ pub(crate) async fn handle(
     };
     match crate::buttons::parse(custom_id) {
         Some(Pressed::Decide(id, verdict)) => {
-            messages.begin_update(&id);
-            let (result, deferred) = in_time(c, i, gk.decide(&id, verdict, &approver)).await;
-            match result {
-                Ok(outcome) => {
-                    let view = outcome.view().clone();
-                    show(c, i, deferred, messages.render(&view, None)).await;
-                    messages.end_update(&view);
-                }
-                Err(refused) => {
-                    refuse(c, i, deferred, &refusal(&refused, "request")).await;
-                    // The message still shows what it showed; let a normal edit correct
-                    // it if the request moved on.
-                    if let Some(view) = gk.request(&id) {
-                        messages.end_update(&view);
-                    } else {
-                        messages.end_update_missing(&id);
-                    }
-                }
-            }
+            decide(c, messages, gk, i, &approver, &id, verdict).await;
+        }
+        Some(Pressed::ApproveForm(id)) => {
+            crate::form::open(c, forms, gk, i, &approver, crate::form::Form::Approve, &id).await;
+        }
+        Some(Pressed::DenyForm(id)) => {
+            crate::form::open(c, forms, gk, i, &approver, crate::form::Form::Deny, &id).await;
         }
         Some(Pressed::Revoke(grant)) => {
             control(c, messages, gk, i, &approver, &grant, Control::Revoke).await;
@@ -77,6 +66,38 @@ pub(crate) async fn handle(
                 &ephemeral("Not counted: keygate does not know this button."),
             )
             .await;
+        }
+    }
+}
+
+/// A decision on a pending request, from a press or a submitted form: the message shows
+/// the outcome, or the person alone is told why nothing changed.
+pub(crate) async fn decide(
+    c: &Client,
+    messages: &Messages,
+    gk: &dyn Gatekeeper,
+    i: &Interaction,
+    approver: &Approver,
+    id: &RequestId,
+    verdict: Verdict,
+) {
+    messages.begin_update(id);
+    let (result, deferred) = in_time(c, i, gk.decide(id, verdict, approver)).await;
+    match result {
+        Ok(outcome) => {
+            let view = outcome.view().clone();
+            show(c, i, deferred, messages.render(&view, None)).await;
+            messages.end_update(&view);
+        }
+        Err(refused) => {
+            refuse(c, i, deferred, &refusal(&refused, "request")).await;
+            // The message still shows what it showed; let a normal edit correct it if
+            // the request moved on.
+            if let Some(view) = gk.request(id) {
+                messages.end_update(&view);
+            } else {
+                messages.end_update_missing(id);
+            }
         }
     }
 }
@@ -164,7 +185,7 @@ async fn control(
 }
 
 /// What a refused press tells the presser (only them).
-fn refusal(refused: &Refused, what: &str) -> String {
+pub(crate) fn refusal(refused: &Refused, what: &str) -> String {
     match refused {
         Refused::AlreadyDecided(status) => format!("Already decided: the request is {status}."),
         Refused::NotAllowed => format!("You are not an approver for this {what}; nothing changed."),

@@ -353,9 +353,22 @@ fn buttons_for(view: &RequestView) -> Vec<Component> {
         .label("Deny")
         .custom_id(buttons::deny(&view.id))
         .build();
+    let approve_form = ButtonBuilder::new(ButtonStyle::Primary)
+        .label("Approve…")
+        .custom_id(buttons::approve_form(&view.id))
+        .build();
+    let deny_form = ButtonBuilder::new(ButtonStyle::Secondary)
+        .label("Deny…")
+        .custom_id(buttons::deny_form(&view.id))
+        .build();
     let mut rows = vec![Component::ActionRow(ActionRow {
         id: None,
-        components: vec![Component::Button(approve), Component::Button(deny)],
+        components: vec![
+            Component::Button(approve),
+            Component::Button(approve_form),
+            Component::Button(deny),
+            Component::Button(deny_form),
+        ],
     })];
     let shorter: Vec<Component> = buttons::SHORTER_TTLS
         .iter()

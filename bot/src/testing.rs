@@ -195,6 +195,13 @@ impl Gatekeeper for Keeper {
         Box::pin(async move { answer })
     }
 
+    fn may_decide(&self, _id: &RequestId, _approver: &Approver) -> Result<(), Refused> {
+        match &self.decision {
+            Some(r) => Err(r.clone()),
+            None => Ok(()),
+        }
+    }
+
     fn request(&self, id: &RequestId) -> Option<RequestView> {
         Some(request(id, "denied"))
     }

@@ -85,6 +85,12 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         ttl_seconds: Option<u64>,
     },
+    /// What an approver wrote beside an approval with a chosen TTL.
+    DecisionNote {
+        request: &'a RequestId,
+        by: &'a Actor,
+        note: &'a str,
+    },
     /// An approval channel could not show a request; the others still do.
     PostFailed {
         request: &'a RequestId,

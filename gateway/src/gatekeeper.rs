@@ -38,6 +38,23 @@ impl Gatekeeper for Gate {
         })
     }
 
+    fn may_decide(&self, id: &RequestId, approver: &Approver) -> Result<(), Refused> {
+        let r = self.request_state(id).ok_or(Refused::NotFound)?;
+        let status = r.status();
+        if status.is_final() {
+            return Err(Refused::AlreadyDecided(status.as_str()));
+        }
+        if !r.approvers.allows(approver.id, &approver.roles) {
+            self.audit().record_or_hold(&Event::Refused {
+                who: &actor(approver),
+                what: "decide",
+                why: "not an approver for this request",
+            });
+            return Err(Refused::NotAllowed);
+        }
+        Ok(())
+    }
+
     fn request(&self, id: &RequestId) -> Option<RequestView> {
         self.request_view(id)
     }

@@ -239,6 +239,21 @@ impl Request {
         by: Actor,
         ttl: Option<Duration>,
     ) -> Result<Transition, Refusal> {
+        self.approved(id, by, ttl.map_or(self.ttl, |t| t.min(self.ttl)))
+    }
+
+    /// One approval with a TTL the approver chose: as [`Self::approve`], but the grant
+    /// may outlive the request's TTL, up to its `max_ttl`.
+    pub fn approve_for(
+        &self,
+        id: DeciderId,
+        by: Actor,
+        ttl: Duration,
+    ) -> Result<Transition, Refusal> {
+        self.approved(id, by, ttl.min(self.max_ttl.max(self.ttl)))
+    }
+
+    fn approved(&self, id: DeciderId, by: Actor, ttl: Duration) -> Result<Transition, Refusal> {
         let mut approvals = self.pending_approvals()?.to_vec();
         if !approvals.iter().any(|a| a.id == id) {
             approvals.push(Approval { id, by: by.clone() });
@@ -246,7 +261,6 @@ impl Request {
         if (approvals.len() as u64) < u64::from(self.quorum) {
             return Ok(self.to(State::Pending { approvals }, by));
         }
-        let ttl = ttl.map_or(self.ttl, |t| t.min(self.ttl));
         let labels = approvals.iter().map(|a| a.by.who.clone()).collect();
         let grant = Arc::new(Grant::for_request(self, ttl, labels));
         let mut t = self.to(

@@ -191,6 +191,13 @@ pub enum Verdict {
     Approve {
         ttl: Option<Duration>,
     },
+    /// Approve with a TTL the approver typed: it may be longer than the policy's TTL but
+    /// is capped at the rule's `max_ttl`.
+    ApproveFor {
+        ttl: Duration,
+        /// What the approver wrote beside it, for the audit log.
+        note: Option<String>,
+    },
     Deny {
         reason: Option<String>,
     },
@@ -239,6 +246,9 @@ pub trait Gatekeeper: Send + Sync {
         verdict: Verdict,
         approver: &'a Approver,
     ) -> BoxFuture<'a, Result<Outcome, Refused>>;
+    /// Whether this person may decide this request now (pending, and one of its
+    /// approvers): asked before a form is opened; the decision itself is checked again.
+    fn may_decide(&self, id: &RequestId, approver: &Approver) -> Result<(), Refused>;
     /// A request as it stands.
     fn request(&self, id: &RequestId) -> Option<RequestView>;
     /// Live grants this person could approve (and so may see and revoke).

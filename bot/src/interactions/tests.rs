@@ -20,6 +20,7 @@ fn handler(keeper: Arc<Keeper>) -> (Handler, Arc<Messages>) {
         client: Arc::new(testing::client()),
         messages: Arc::clone(&messages),
         gatekeeper: keeper,
+        forms: Arc::default(),
     };
     (h, messages)
 }
@@ -184,11 +185,11 @@ async fn a_slash_command_goes_to_the_commands_and_others_are_declined() {
     handled(&keeper, testing::command(grants, &alice(), Place::Dm)).await;
     assert!(keeper.asked_grants.lock().unwrap().is_empty());
 
-    // A modal submit is nothing keygate made: nobody is asked anything.
+    // A modal submit of a form keygate never makes: refused, nobody decides anything.
     let keeper = Arc::new(Keeper::default());
     let modal = json!({ "custom_id": "kg:a:x", "components": [] });
     handled(&keeper, testing::interaction(5, modal, &alice(), HERE)).await;
     assert!(keeper.decided.lock().unwrap().is_empty());
-    assert!(refusals(&keeper).is_empty());
+    assert_eq!(refusals(&keeper).len(), 1);
     assert!(keeper.asked_grants.lock().unwrap().is_empty());
 }

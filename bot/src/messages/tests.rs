@@ -46,15 +46,23 @@ fn a_pending_request_has_buttons_that_read_back_as_its_own() {
     let id = RequestId::random();
     let r = render::request(&testing::request(&id, "pending"), None);
     let ids = custom_ids(&r);
-    // Approve, Deny, and the shorter TTLs below the request's ten minutes.
-    assert_eq!(ids.len(), 3, "{ids:?}");
+    // Approve, Approve…, Deny, Deny…, and the shorter TTLs below the request's ten minutes.
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let mut forms = Vec::new();
     let parsed: Vec<(RequestId, Verdict)> = ids
         .iter()
-        .map(|c| match crate::buttons::parse(c) {
-            Some(crate::buttons::Pressed::Decide(on, verdict)) => (on, verdict),
+        .filter_map(|c| match crate::buttons::parse(c) {
+            Some(crate::buttons::Pressed::Decide(on, verdict)) => Some((on, verdict)),
+            Some(
+                crate::buttons::Pressed::ApproveForm(on) | crate::buttons::Pressed::DenyForm(on),
+            ) => {
+                forms.push(on);
+                None
+            }
             other => panic!("{c}: {other:?}"),
         })
         .collect();
+    assert_eq!(forms, vec![id.clone(), id.clone()]);
     assert!(parsed.iter().all(|(on, _)| on == &id));
     assert!(parsed.contains(&(id.clone(), Verdict::Approve { ttl: None })));
     assert!(parsed.contains(&(id.clone(), Verdict::Deny { reason: None })));

@@ -13,6 +13,9 @@ use keygate_proto::approval::{Change, Decider};
 
 use super::{Gate, GateError, Outcome, Verdict, actor, visible_to};
 use crate::audit::{Actor, Event};
+
+/// The longest note kept beside an approval, in characters.
+const NOTE_MAX: usize = 200;
 use crate::grants::Grant;
 use crate::identity::Caller;
 use crate::requests::{Refusal, Request, Transition};
@@ -109,7 +112,7 @@ impl Gate {
         let by = Actor::of(decider);
         let given = match &verdict {
             Verdict::Deny { reason } => denial_reason(reason.as_deref())?,
-            Verdict::Approve { .. } => None,
+            Verdict::Approve { .. } | Verdict::ApproveFor { .. } => None,
         };
         let result = self.transition(id, Record::Strict, |r| {
             if r.status().is_final() {
@@ -126,6 +129,7 @@ impl Gate {
                     None => r.deny(by.clone(), format!("denied by {}", by.who))?,
                 },
                 Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
+                Verdict::ApproveFor { ttl, .. } => r.approve_for(decider.id(), by.clone(), *ttl)?,
             })
         });
         let (view, grant) = match result {
@@ -140,6 +144,17 @@ impl Gate {
             }
             Err(e) => return Err(e),
         };
+        if let Verdict::ApproveFor {
+            note: Some(note), ..
+        } = &verdict
+        {
+            let note: String = note.chars().take(NOTE_MAX).collect();
+            self.audit.record_or_hold(&Event::DecisionNote {
+                request: id,
+                by: &by,
+                note: &note,
+            });
+        }
         // The grant is live before the waiting agent wakes and asks for the value.
         if let Some(grant) = grant {
             self.issue(grant).await;

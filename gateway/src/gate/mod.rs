@@ -244,6 +244,11 @@ impl Gate {
     }
 
     /// A request as it stands.
+    /// A request as it stands, whatever its state.
+    pub fn request_state(&self, id: &RequestId) -> Option<Request> {
+        self.requests.get(id)
+    }
+
     pub fn request_view(&self, id: &RequestId) -> Option<RequestView> {
         self.requests.get(id).map(|r| r.view())
     }

@@ -279,6 +279,14 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         sim.control_url()
     ));
     say(&format!(
+        "  curl -s -X POST {}/press -d '{{\"message_id\": \"<id>\", \"custom_id\": \"kg:am:<request id>\", \"user_id\": \"{APPROVER}\"}}'   # Approve…: a form",
+        sim.control_url()
+    ));
+    say(&format!(
+        "  curl -s -X POST {}/modal-submit -d '{{\"message_id\": \"<id>\", \"user_id\": \"{APPROVER}\", \"values\": {{\"ttl\": \"30m\"}}}}'   # its submit: approved for 30m",
+        sim.control_url()
+    ));
+    say(&format!(
         "  KEYGATE_TOKEN=$(cat {}) keygate requests   # or approve as the operator: keygate approve <id>",
         config.paths.operator_token().display()
     ));

@@ -198,6 +198,37 @@ async fn the_operator_may_decide_any_request_and_shorten_its_grant() {
 }
 
 #[tokio::test]
+async fn a_chosen_ttl_may_be_longer_but_never_past_max_ttl() {
+    for (asked, granted) in [(120, 120), (100_000, 0)] {
+        let f = Fixture::new();
+        let mut r = request(1);
+        r.agent = f.agent.clone();
+        let id = r.id.clone();
+        let max = r.max_ttl.as_secs();
+        let granted = if granted == 0 { max } else { granted };
+        f.gate.requests.insert(r);
+        let chosen = Verdict::ApproveFor {
+            ttl: Duration::from_secs(asked),
+            note: Some("for the deploy".into()),
+        };
+        let Outcome::Decided(v) = f
+            .gate
+            .decide(&id, chosen, &Decider::Operator)
+            .await
+            .unwrap()
+        else {
+            panic!("decided")
+        };
+        assert_eq!(v.ttl_seconds, granted, "asked {asked}");
+        assert!(
+            f.logged().contains(&"decision_note".to_owned()),
+            "{:?}",
+            f.logged()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_denial_says_why_or_who_denied() {
     let f = Fixture::new();
     let (a, b) = (f.file(2), f.file(1));

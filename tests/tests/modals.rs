@@ -1,0 +1,315 @@
+//! The Approve… and Deny… forms in Discord, end to end (the real `keygated` and its
+//! twilight bot, the Discord simulator, the real CLI as the agent): Approve… opens a
+//! modal with the TTL pre-filled; its submit approves with the typed TTL, capped at the
+//! rule's `max_ttl`; a bad duration changes nothing; an outsider gets no modal; a quorum
+//! counts a person once; Deny… carries a reason to the agent; a forged submit is refused.
+
+use std::process::Child;
+use std::time::Duration;
+
+use keygate_discord_sim::{Callback, ModalSubmitSpec, PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_tests::{Daemon, finish, poll, unix_secs};
+
+const OPS: u64 = 111_111_111_111_111_111;
+const OPS2: u64 = 333_333_333_333_333_333;
+const STRANGER: u64 = 999_999_999_999_999_999;
+const WAIT: Duration = Duration::from_secs(10);
+
+const POLICY: &str = r#"
+[defaults]
+request_timeout = "1m"
+ttl = "15m"
+max_ttl = "1h"
+
+[approvers.ops]
+users = ["111111111111111111", "333333333333333333"]
+
+[[rule]]
+name = "ci asks for github"
+agents = ["ci-*"]
+secrets = ["github/*"]
+action = "ask"
+approvers = ["ops"]
+reuse = true
+
+[[rule]]
+name = "two people"
+agents = ["ci-*"]
+secrets = ["pair/*"]
+action = "ask"
+approvers = ["ops"]
+quorum = 2
+reuse = true
+"#;
+
+struct World {
+    rt: tokio::runtime::Runtime,
+    sim: Simulator,
+    d: Daemon,
+    agent: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = rt
+            .block_on(Simulator::start(SimConfig::default()))
+            .expect("simulator");
+        let d = Daemon::start_with_discord(POLICY, &sim, &[]);
+        assert!(
+            rt.block_on(sim.wait_connected(WAIT)),
+            "the bot never connected"
+        );
+        for s in ["github/token", "pair/key"] {
+            d.secret(s, "a-value");
+        }
+        let agent = d.agent("ci-one");
+        Self { rt, sim, d, agent }
+    }
+
+    /// The agent asks for `secret`: the waiting `keygate get`, the request id, its message.
+    fn ask(&self, secret: &str) -> (Child, String, SimMessage) {
+        let child = self
+            .d
+            .keygate_as(&self.agent, &["get", secret, "--reason", "x"])
+            .spawn();
+        let id = self.d.pending_request();
+        let msg = self
+            .rt
+            .block_on(self.sim.wait_for_message(|m| m.text().contains(&id), WAIT))
+            .expect("the request was posted");
+        (child, id, msg)
+    }
+
+    /// `user` presses the button labelled `label`: the first answer.
+    fn press(&self, msg: &SimMessage, label: &str, user: u64) -> Callback {
+        let h = self
+            .sim
+            .press(&PressSpec {
+                username: format!("user{}", user % 1000),
+                ..PressSpec::new(msg.id, button(msg, label), user)
+            })
+            .expect("press dispatched");
+        self.rt
+            .block_on(h.response(WAIT))
+            .expect("answered in time")
+    }
+
+    /// `user` submits the modal open for them on `msg` (or a forged one): the answer's
+    /// type after a deferred one is followed (7 the message updated, 4 a reply),
+    /// whether only they see it, and the text shown.
+    fn submit(&self, spec: &ModalSubmitSpec) -> (u8, bool, String) {
+        let msg = spec.message_id.expect("a message");
+        let h = self.sim.submit_modal(spec).expect("submit dispatched");
+        let cb = self
+            .rt
+            .block_on(h.response(WAIT))
+            .expect("answered in time");
+        match cb.kind {
+            7 => (7, false, self.sim.message(msg).expect("the message").text()),
+            4 => (4, cb.ephemeral, cb.data.to_string()),
+            6 => poll(WAIT, "the deferred answer", || {
+                if let Some(f) = h.followups().first() {
+                    return Some((4, f.ephemeral(), f.text()));
+                }
+                let edited = self.sim.rest_log().iter().any(|c| {
+                    c.route == Some("update_webhook_message")
+                        && c.status == 200
+                        && c.path.contains(h.token())
+                });
+                edited.then(|| (7, false, self.sim.message(msg).expect("the message").text()))
+            }),
+            kind => panic!("unexpected answer type {kind}: {cb:?}"),
+        }
+    }
+
+    fn request(&self, id: &str) -> serde_json::Value {
+        self.d
+            .requests()
+            .into_iter()
+            .find(|r| r["id"] == id)
+            .expect("the request is listed")
+    }
+
+    /// The one live grant's length in seconds.
+    fn grant_secs(&self) -> i64 {
+        let all: Vec<serde_json::Value> =
+            serde_json::from_str(&self.d.keygate(&["grants", "--json"]).ok().stdout)
+                .expect("grants JSON");
+        assert_eq!(all.len(), 1, "{all:?}");
+        let g = &all[0];
+        unix_secs(g["expires_at"].as_str().expect("an end"))
+            - unix_secs(g["created_at"].as_str().expect("a start"))
+    }
+}
+
+/// The custom id of the live button labelled `label`.
+fn button(msg: &SimMessage, label: &str) -> String {
+    msg.live_buttons()
+        .into_iter()
+        .find(|b| b.label.as_deref() == Some(label))
+        .and_then(|b| b.custom_id)
+        .unwrap_or_else(|| panic!("no {label} button on {:?}", msg.buttons()))
+}
+
+fn approve_with(w: &World, msg: &SimMessage, user: u64, ttl: &str) -> (u8, bool, String) {
+    let cb = w.press(msg, "Approve…", user);
+    assert_eq!(cb.kind, 9, "a modal, first: {cb:?}");
+    w.submit(&ModalSubmitSpec::new(msg.id, user).value("ttl", ttl))
+}
+
+#[test]
+fn the_request_shows_approve_and_deny_forms_beside_the_one_press_buttons() {
+    let w = World::new();
+    let (child, _, msg) = w.ask("github/token");
+    let labels: Vec<_> = msg
+        .live_buttons()
+        .into_iter()
+        .map(|b| b.label.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        labels,
+        ["Approve", "Approve…", "Deny", "Deny…", "Approve for 5m"],
+        "{labels:?}"
+    );
+    drop(child);
+}
+
+#[test]
+fn approve_opens_a_modal_with_the_ttl_and_a_longer_ttl_is_granted() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("github/token");
+    let cb = w.press(&msg, "Approve…", OPS);
+    assert_eq!(cb.kind, 9, "{cb:?}");
+    let modal = w.sim.open_modal(msg.id, OPS).expect("a modal is open");
+    assert!(modal.title.starts_with("Approve"), "{}", modal.title);
+    assert_eq!(modal.input("ttl").unwrap().value.as_deref(), Some("15m"));
+    assert!(modal.input("ttl").unwrap().required);
+    assert!(!modal.input("note").unwrap().required);
+    let (kind, _, text) = w.submit(
+        &ModalSubmitSpec::new(msg.id, OPS)
+            .value("ttl", "30m")
+            .value("note", "for the deploy"),
+    );
+    assert_eq!(kind, 7, "{text}");
+    assert_eq!(finish(child).code, 0);
+    assert_eq!(w.request(&id)["status"], "approved");
+    let secs = w.grant_secs();
+    assert!((1795..=1800).contains(&secs), "{secs}");
+    let audit = w.d.audit();
+    let note = audit
+        .lines()
+        .find(|l| l.contains("\"decision_note\""))
+        .unwrap_or_else(|| panic!("no decision_note in {audit}"));
+    assert!(
+        note.contains("for the deploy") && note.contains(&id),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_ttl_past_max_ttl_is_capped() {
+    let w = World::new();
+    let (child, _, msg) = w.ask("github/token");
+    let (kind, _, text) = approve_with(&w, &msg, OPS, "5h");
+    assert_eq!(kind, 7, "{text}");
+    assert_eq!(finish(child).code, 0);
+    let secs = w.grant_secs();
+    assert!((3595..=3600).contains(&secs), "{secs}");
+}
+
+#[test]
+fn a_bad_duration_changes_nothing() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("github/token");
+    let (kind, ephemeral, text) = approve_with(&w, &msg, OPS, "soon");
+    assert_eq!((kind, ephemeral), (4, true), "{text}");
+    assert!(text.contains("soon"), "{text}");
+    assert_eq!(w.request(&id)["status"], "pending");
+    assert!(w.d.keygate(&["grants", "--json"]).ok().stdout.trim() == "[]");
+    // Still decidable.
+    let (kind, _, text) = approve_with(&w, &msg, OPS, "10m");
+    assert_eq!(kind, 7, "{text}");
+    assert_eq!(finish(child).code, 0);
+}
+
+#[test]
+fn an_outsider_gets_a_refusal_and_no_modal() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("github/token");
+    let cb = w.press(&msg, "Approve…", STRANGER);
+    assert_eq!((cb.kind, cb.ephemeral), (4, true), "{cb:?}");
+    assert!(w.sim.open_modal(msg.id, STRANGER).is_none());
+    let cb = w.press(&msg, "Deny…", STRANGER);
+    assert_eq!((cb.kind, cb.ephemeral), (4, true), "{cb:?}");
+    assert!(w.sim.modals().is_empty(), "{:?}", w.sim.modals());
+    assert_eq!(w.request(&id)["status"], "pending");
+    drop(child);
+}
+
+#[test]
+fn a_quorum_counts_one_person_once_however_named() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("pair/key");
+    let (kind, _, text) = approve_with(&w, &msg, OPS, "20m");
+    assert_eq!(kind, 7, "{text}");
+    // The same person again, under another name.
+    let cb = w.press(&msg, "Approve…", OPS);
+    assert_eq!(cb.kind, 9, "{cb:?}");
+    let mut again = ModalSubmitSpec::new(msg.id, OPS).value("ttl", "20m");
+    again.username = "someone-else".into();
+    let (kind, _, text) = w.submit(&again);
+    assert_eq!(kind, 7, "{text}");
+    let r = w.request(&id);
+    assert_eq!(r["status"], "pending", "{r}");
+    assert_eq!(r["approvals"].as_array().map(Vec::len), Some(1), "{r}");
+    // A second person completes it.
+    let (kind, _, text) = approve_with(&w, &msg, OPS2, "20m");
+    assert_eq!(kind, 7, "{text}");
+    assert_eq!(finish(child).code, 0);
+    assert_eq!(w.request(&id)["status"], "approved");
+    let secs = w.grant_secs();
+    assert!((1195..=1200).contains(&secs), "{secs}");
+}
+
+#[test]
+fn deny_with_a_reason_reaches_the_agent_and_the_message() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("github/token");
+    let cb = w.press(&msg, "Deny…", OPS);
+    assert_eq!(cb.kind, 9, "{cb:?}");
+    let modal = w.sim.open_modal(msg.id, OPS).expect("a modal is open");
+    assert_eq!(modal.input("reason").unwrap().max_length, Some(400));
+    let (kind, _, text) =
+        w.submit(&ModalSubmitSpec::new(msg.id, OPS).value("reason", "use the *staging* token"));
+    assert_eq!(kind, 7, "{text}");
+    let r = finish(child);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("use the *staging* token"), "{}", r.stderr);
+    assert_eq!(w.request(&id)["denial_reason"], "use the *staging* token");
+    let shown = w.sim.message(msg.id).expect("the message").text();
+    assert!(shown.contains(r"use the \*staging\* token"), "{shown}");
+}
+
+#[test]
+fn a_forged_submit_for_a_modal_never_opened_is_refused() {
+    let w = World::new();
+    let (child, id, msg) = w.ask("github/token");
+    let mut forged = ModalSubmitSpec::new(msg.id, OPS).value("kg:ttl", "1h");
+    forged.custom_id = Some(button(&msg, "Approve…"));
+    forged.forged = true;
+    let (kind, ephemeral, text) = w.submit(&forged);
+    assert_eq!((kind, ephemeral), (4, true), "{text}");
+    assert_eq!(w.request(&id)["status"], "pending");
+    let mut forged = ModalSubmitSpec::new(msg.id, OPS).value("kg:reason", "no");
+    forged.custom_id = Some(button(&msg, "Deny…"));
+    forged.forged = true;
+    let (kind, ephemeral, text) = w.submit(&forged);
+    assert_eq!((kind, ephemeral), (4, true), "{text}");
+    assert_eq!(w.request(&id)["status"], "pending");
+    drop(child);
+}
