@@ -13,12 +13,12 @@ use keygate_proto::approval::{Change, Decider};
 
 use super::{Gate, GateError, Outcome, Verdict, actor, visible_to};
 use crate::audit::{Actor, Event};
-
-/// The longest note kept beside an approval, in characters.
-const NOTE_MAX: usize = 200;
 use crate::grants::Grant;
 use crate::identity::Caller;
 use crate::requests::{Refusal, Request, Transition};
+
+/// The longest note kept beside an approval, in characters.
+const NOTE_MAX: usize = 200;
 
 /// How a transition's audit line is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
