@@ -84,6 +84,10 @@ async fn main() {
         wrk_grant_hit(arg("--seconds", 5));
         return;
     }
+    if args.iter().any(|a| a == "--approvals-only") {
+        approval_round_trip(arg("--approvals", 200)).await;
+        return;
+    }
     let conns = arg("--connections", 32);
     let secs = arg("--seconds", 5);
     let waiting = arg("--waiting", 10_000);
