@@ -74,11 +74,9 @@ pub struct Grant {
     /// Set once the grant has left the table (revoked, or its TTL ran out in moka's
     /// clock): [`Grants::find`] no longer returns it.
     ended: AtomicBool,
-    /// When the grant ends on the monotonic clock, no later than moka's entry does (its
-    /// TTL starts at insertion, after this was set): checked on every read, so a wall
-    /// clock set back does not stretch a grant.
-    /// Nanoseconds after `born` (`u64::MAX`: no end in sight); an extension moves it.
-    deadline: AtomicU64,
+    /// When it was made on the monotonic clock (with `created_at`). Reads check their
+    /// time against it, so a wall clock set back does not stretch a grant; its end is
+    /// no later than moka's entry (whose TTL starts at insertion, after this was set).
     born: Instant,
     /// Per secret (reusable grants only): the answer the first read gave, and the store
     /// generation its value was read in. Later reads in the same generation get the same
@@ -118,7 +116,6 @@ impl Grant {
             closed: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
             ended: AtomicBool::new(false),
-            deadline: AtomicU64::new(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
             born: Instant::now(),
             answers: (0..n).map(|_| Mutex::new(None)).collect(),
         }
@@ -142,9 +139,13 @@ impl Grant {
     /// Whether the grant is still in the table and within its time, as moka would say
     /// (it hides an expired entry at once), without asking moka.
     fn live(&self) -> bool {
-        !self.ended.load(Ordering::Acquire)
-            && u64::try_from(self.born.elapsed().as_nanos())
-                .is_ok_and(|t| t < self.deadline.load(Ordering::Acquire))
+        // Its length, from the one stored end (an extension moves only that), measured
+        // on the monotonic clock from `born`.
+        let length = self
+            .expires_at()
+            .duration_since(self.created_at)
+            .unwrap_or_default();
+        !self.ended.load(Ordering::Acquire) && self.born.elapsed() < length
     }
 
     fn answers_of(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Option<Answer>>> {
@@ -549,15 +550,7 @@ impl Grants {
                         .extended_end(by(&grant))
                         .ok_or(ExtendError::AtCap(grant.cap()))?;
                     commit(&grant, end).map_err(ExtendError::Commit)?;
-                    let later = end.duration_since(grant.expires_at()).unwrap_or_default();
-                    let later = u64::try_from(later.as_nanos()).unwrap_or(u64::MAX);
                     grant.ends.store(nanos(end), Ordering::Release);
-                    // The monotonic deadline moves as far (extensions of one grant never
-                    // interleave: this runs under moka's per-entry lock).
-                    let deadline = grant.deadline.load(Ordering::Acquire);
-                    grant
-                        .deadline
-                        .store(deadline.saturating_add(later), Ordering::Release);
                     // Kept answers name the old end: the next read builds a new one.
                     grant.forget_answers();
                     self.watch.extended(&grant.id, end);
