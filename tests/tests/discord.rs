@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use keygate_discord_sim::{
     CommandSpec, GuildMode, InteractionHandle, PressSpec, SimConfig, SimMessage, Simulator,
 };
-use keygate_tests::{Daemon, finish, poll};
+use keygate_tests::discord::Shown;
+use keygate_tests::{finish, poll};
 
 const OPS: u64 = 111_111_111_111_111_111;
 const OPS_ROLE: u64 = 222_222_222_222_222_222;
@@ -16,47 +17,33 @@ const STRANGER: u64 = 999_999_999_999_999_999;
 const VALUE: &str = "ghp_DISCORD_never_shown_42";
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A simulator, a daemon connected to it, and a runtime to drive the simulator.
-struct World {
-    rt: tokio::runtime::Runtime,
-    sim: Simulator,
-    d: Daemon,
-    agent: String,
+/// The shared Discord world, with the default policy and this file's secrets.
+struct World(keygate_tests::discord::World);
+
+impl std::ops::Deref for World {
+    type Target = keygate_tests::discord::World;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sim = rt
-            .block_on(Simulator::start(SimConfig::default()))
-            .expect("simulator");
-        let d = Daemon::start_with_discord(keygate_tests::POLICY, &sim, &[]);
-        assert!(
-            rt.block_on(sim.wait_connected(WAIT)),
-            "the bot never connected"
-        );
-        d.secret("github/token", VALUE);
-        d.secret("vault/key", VALUE);
-        d.secret("slow/thing", VALUE);
-        let agent = d.agent("ci-one");
-        Self { rt, sim, d, agent }
+        let secrets = [
+            ("github/token", VALUE),
+            ("vault/key", VALUE),
+            ("slow/thing", VALUE),
+        ];
+        Self(keygate_tests::discord::World::start(
+            keygate_tests::POLICY,
+            &[],
+            &secrets,
+        ))
     }
 
     /// The agent asks; returns its process and the message the bot posted.
     fn ask(&self, secret: &str, reason: &str) -> (Child, SimMessage) {
-        let child = self
-            .d
-            .keygate_as(&self.agent, &["get", secret, "--reason", reason])
-            .spawn();
-        let id = self.d.pending_request();
-        let msg = self
-            .rt
-            .block_on(self.sim.wait_for_message(|m| m.text().contains(&id), WAIT))
-            .expect("the request was posted");
+        let (child, _, msg) = self.0.ask(secret, reason);
         (child, msg)
     }
 
@@ -80,49 +67,9 @@ impl World {
         self.answer(&h, msg)
     }
 
-    /// The bot's whole answer to a press. It may answer at once (7 update, 4 reply) or,
-    /// when the decision takes longer than its 2 s budget (a loaded machine), defer (6)
-    /// and then edit the message or send an ephemeral follow-up: both are the same
-    /// outcome, so the tests assert the outcome, not which path the clock chose. The
-    /// simulator enforces Discord's 3 s window itself (a late callback is refused and
-    /// never recorded), so an answer here was in time.
+    /// The bot's whole answer to a press ([`keygate_tests::discord::World::answer`]).
     fn answer(&self, h: &InteractionHandle, msg: &SimMessage) -> (Shown, bool, String) {
-        let cb = self
-            .rt
-            .block_on(h.response(WAIT))
-            .expect("the bot answered the press");
-        match cb.kind {
-            7 => (
-                Shown::Updated,
-                false,
-                self.sim
-                    .message(msg.id)
-                    .expect("the pressed message")
-                    .text(),
-            ),
-            4 => (Shown::Reply, cb.ephemeral, cb.data.to_string()),
-            6 => poll(WAIT, "the bot to finish a deferred answer", || {
-                if let Some(f) = h.followups().first() {
-                    return Some((Shown::Reply, f.ephemeral(), f.text()));
-                }
-                let edited = self.sim.rest_log().iter().any(|c| {
-                    c.route == Some("update_webhook_message")
-                        && c.status == 200
-                        && c.path.contains(h.token())
-                });
-                edited.then(|| {
-                    (
-                        Shown::Updated,
-                        false,
-                        self.sim
-                            .message(msg.id)
-                            .expect("the pressed message")
-                            .text(),
-                    )
-                })
-            }),
-            kind => panic!("unexpected answer to a press: type {kind}: {cb:?}"),
-        }
+        self.0.answer(h, msg.id)
     }
 
     fn edited(&self, msg: &SimMessage, pred: impl FnMut(&SimMessage) -> bool) -> SimMessage {
@@ -130,15 +77,6 @@ impl World {
             .block_on(self.sim.wait_for_edit(msg.id, pred, WAIT))
             .expect("the message was edited")
     }
-}
-
-/// How a press was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shown {
-    /// The request's message was updated in place.
-    Updated,
-    /// A reply (ephemeral for refusals), the message unchanged.
-    Reply,
 }
 
 fn user(id: u64) -> PressSpec {

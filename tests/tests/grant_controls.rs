@@ -8,12 +8,12 @@
 use std::process::Child;
 use std::time::Duration;
 
-use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_discord_sim::{PressSpec, SimMessage};
+use keygate_tests::discord::{WAIT, button};
 use keygate_tests::{Daemon, finish, poll};
 
 const OPS: u64 = 111_111_111_111_111_111;
 const STRANGER: u64 = 999_999_999_999_999_999;
-const WAIT: Duration = Duration::from_secs(10);
 
 const POLICY: &str = r#"
 [defaults]
@@ -64,33 +64,28 @@ max_ttl = "30s"
 reuse = true
 "#;
 
-struct World {
-    rt: tokio::runtime::Runtime,
-    sim: Simulator,
-    d: Daemon,
-    agent: String,
+/// The shared Discord world, with this file's policy and secrets.
+struct World(keygate_tests::discord::World);
+
+impl std::ops::Deref for World {
+    type Target = keygate_tests::discord::World;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sim = rt
-            .block_on(Simulator::start(SimConfig::default()))
-            .expect("simulator");
-        let d = Daemon::start_with_discord(POLICY, &sim, &[]);
-        assert!(
-            rt.block_on(sim.wait_connected(WAIT)),
-            "the bot never connected"
-        );
-        for s in ["github/token", "capped/key", "brief/key", "renewable/key"] {
-            d.secret(s, "a-value");
-        }
-        let agent = d.agent("ci-one");
-        Self { rt, sim, d, agent }
+        Self(keygate_tests::discord::World::start(
+            POLICY,
+            &[],
+            &[
+                ("github/token", "a-value"),
+                ("capped/key", "a-value"),
+                ("brief/key", "a-value"),
+                ("renewable/key", "a-value"),
+            ],
+        ))
     }
 
     fn get(&self, secret: &str) -> Child {
@@ -104,10 +99,7 @@ impl World {
     fn granted(&self, secret: &str) -> (SimMessage, serde_json::Value) {
         let child = self.get(secret);
         let id = self.d.pending_request();
-        let msg = self
-            .rt
-            .block_on(self.sim.wait_for_message(|m| m.text().contains(&id), WAIT))
-            .expect("the request was posted");
+        let msg = self.posted(&id);
         let approve = button(&msg, "Approve");
         let (kind, _, _) = self.press(&msg, &approve, OPS);
         assert_eq!(kind, 7, "the approval updated the message");
@@ -152,46 +144,9 @@ impl World {
                 ..PressSpec::new(0, "", user)
             })
             .expect("press dispatched");
-        let cb = self
-            .rt
-            .block_on(h.response(WAIT))
-            .expect("answered in time");
-        match cb.kind {
-            7 => (
-                7,
-                false,
-                self.sim.message(msg.id).expect("the message").text(),
-            ),
-            4 => (4, cb.ephemeral, cb.data.to_string()),
-            6 => poll(WAIT, "the deferred answer", || {
-                if let Some(f) = h.followups().first() {
-                    return Some((4, f.ephemeral(), f.text()));
-                }
-                let edited = self.sim.rest_log().iter().any(|c| {
-                    c.route == Some("update_webhook_message")
-                        && c.status == 200
-                        && c.path.contains(h.token())
-                });
-                edited.then(|| {
-                    (
-                        7,
-                        false,
-                        self.sim.message(msg.id).expect("the message").text(),
-                    )
-                })
-            }),
-            kind => panic!("unexpected answer type {kind}: {cb:?}"),
-        }
+        let (shown, ephemeral, text) = self.answer(&h, msg.id);
+        (shown.kind(), ephemeral, text)
     }
-}
-
-/// The custom id of the live button labelled `label`.
-fn button(msg: &SimMessage, label: &str) -> String {
-    msg.live_buttons()
-        .into_iter()
-        .find(|b| b.label.as_deref() == Some(label))
-        .and_then(|b| b.custom_id)
-        .unwrap_or_else(|| panic!("no {label} button on {:?}", msg.buttons()))
 }
 
 fn audit_events(d: &Daemon, event: &str) -> Vec<serde_json::Value> {

@@ -5,15 +5,14 @@
 //! counts a person once; Deny… carries a reason to the agent; a forged submit is refused.
 
 use std::process::Child;
-use std::time::Duration;
 
-use keygate_discord_sim::{Callback, ModalSubmitSpec, PressSpec, SimConfig, SimMessage, Simulator};
-use keygate_tests::{Daemon, finish, poll, unix_secs};
+use keygate_discord_sim::{Callback, ModalSubmitSpec, PressSpec, SimMessage};
+use keygate_tests::discord::{WAIT, button};
+use keygate_tests::{finish, unix_secs};
 
 const OPS: u64 = 111_111_111_111_111_111;
 const OPS2: u64 = 333_333_333_333_333_333;
 const STRANGER: u64 = 999_999_999_999_999_999;
-const WAIT: Duration = Duration::from_secs(10);
 
 const POLICY: &str = r#"
 [defaults]
@@ -42,47 +41,28 @@ quorum = 2
 reuse = true
 "#;
 
-struct World {
-    rt: tokio::runtime::Runtime,
-    sim: Simulator,
-    d: Daemon,
-    agent: String,
+/// The shared Discord world, with this file's policy and secrets.
+struct World(keygate_tests::discord::World);
+
+impl std::ops::Deref for World {
+    type Target = keygate_tests::discord::World;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl World {
     fn new() -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sim = rt
-            .block_on(Simulator::start(SimConfig::default()))
-            .expect("simulator");
-        let d = Daemon::start_with_discord(POLICY, &sim, &[]);
-        assert!(
-            rt.block_on(sim.wait_connected(WAIT)),
-            "the bot never connected"
-        );
-        for s in ["github/token", "pair/key"] {
-            d.secret(s, "a-value");
-        }
-        let agent = d.agent("ci-one");
-        Self { rt, sim, d, agent }
+        Self(keygate_tests::discord::World::start(
+            POLICY,
+            &[],
+            &[("github/token", "a-value"), ("pair/key", "a-value")],
+        ))
     }
 
     /// The agent asks for `secret`: the waiting `keygate get`, the request id, its message.
     fn ask(&self, secret: &str) -> (Child, String, SimMessage) {
-        let child = self
-            .d
-            .keygate_as(&self.agent, &["get", secret, "--reason", "x"])
-            .spawn();
-        let id = self.d.pending_request();
-        let msg = self
-            .rt
-            .block_on(self.sim.wait_for_message(|m| m.text().contains(&id), WAIT))
-            .expect("the request was posted");
-        (child, id, msg)
+        self.0.ask(secret, "x")
     }
 
     /// `user` presses the button labelled `label`: the first answer.
@@ -105,26 +85,8 @@ impl World {
     fn submit(&self, spec: &ModalSubmitSpec) -> (u8, bool, String) {
         let msg = spec.message_id.expect("a message");
         let h = self.sim.submit_modal(spec).expect("submit dispatched");
-        let cb = self
-            .rt
-            .block_on(h.response(WAIT))
-            .expect("answered in time");
-        match cb.kind {
-            7 => (7, false, self.sim.message(msg).expect("the message").text()),
-            4 => (4, cb.ephemeral, cb.data.to_string()),
-            6 => poll(WAIT, "the deferred answer", || {
-                if let Some(f) = h.followups().first() {
-                    return Some((4, f.ephemeral(), f.text()));
-                }
-                let edited = self.sim.rest_log().iter().any(|c| {
-                    c.route == Some("update_webhook_message")
-                        && c.status == 200
-                        && c.path.contains(h.token())
-                });
-                edited.then(|| (7, false, self.sim.message(msg).expect("the message").text()))
-            }),
-            kind => panic!("unexpected answer type {kind}: {cb:?}"),
-        }
+        let (shown, ephemeral, text) = self.answer(&h, msg);
+        (shown.kind(), ephemeral, text)
     }
 
     fn request(&self, id: &str) -> serde_json::Value {
@@ -145,15 +107,6 @@ impl World {
         unix_secs(g["expires_at"].as_str().expect("an end"))
             - unix_secs(g["created_at"].as_str().expect("a start"))
     }
-}
-
-/// The custom id of the live button labelled `label`.
-fn button(msg: &SimMessage, label: &str) -> String {
-    msg.live_buttons()
-        .into_iter()
-        .find(|b| b.label.as_deref() == Some(label))
-        .and_then(|b| b.custom_id)
-        .unwrap_or_else(|| panic!("no {label} button on {:?}", msg.buttons()))
 }
 
 fn approve_with(w: &World, msg: &SimMessage, user: u64, ttl: &str) -> (u8, bool, String) {
