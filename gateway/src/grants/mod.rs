@@ -84,11 +84,23 @@ pub struct Grant {
     answers: Vec<Mutex<Option<Answer>>>,
 }
 
-/// A release answer kept for the reads after the first.
-#[derive(Debug)]
+/// A release answer kept for the reads after the first. Its body holds the secret's
+/// value, so its `Debug` (and so the grant's) shows only its size.
 struct Answer {
     generation: u64,
     body: Bytes,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("generation", &self.generation)
+            .field(
+                "body",
+                &format_args!("<{} bytes, redacted>", self.body.len()),
+            )
+            .finish()
+    }
 }
 
 impl Grant {

@@ -690,3 +690,17 @@ async fn moka_follows_an_extended_end() {
         .await;
     assert!(matches!(gone, Err(ExtendError::NotFound)));
 }
+
+#[test]
+fn a_kept_answer_never_shows_in_a_grants_debug() {
+    let g = grant(MIN, true);
+    let gh = secret("github/token");
+    assert!(g.take(&gh, SystemTime::now()).is_some());
+    g.logged[0].store(true, Ordering::Release);
+    let body = Bytes::from_static(br#"{"value":"ghp_kept_answer_value"}"#);
+    g.keep_answer(&gh, 7, &body);
+    assert_eq!(g.answer(&gh, 7), Some(body), "the answer is kept");
+    let shown = format!("{g:?}");
+    assert!(!shown.contains("ghp_kept_answer_value"), "{shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+}
