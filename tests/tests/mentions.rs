@@ -25,48 +25,16 @@ fn a_bad_ping_setting_stops_the_daemon_at_start() {
     assert!(!err.contains("a-token"), "the token was printed: {err}");
 }
 
-use std::time::Duration;
-
-use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
-use keygate_tests::{Daemon, finish};
+use keygate_discord_sim::{PressSpec, Simulator};
+use keygate_tests::discord::{WAIT, World};
+use keygate_tests::finish;
 
 const OPS: u64 = 111_111_111_111_111_111;
 const OPS_ROLE: u64 = 222_222_222_222_222_222;
-const WAIT: Duration = Duration::from_secs(10);
 
 /// A simulator and a daemon connected to it, with `extra` environment.
-fn world(extra: &[(&str, &str)]) -> (tokio::runtime::Runtime, Simulator, Daemon, String) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let sim = rt
-        .block_on(Simulator::start(SimConfig::default()))
-        .expect("simulator");
-    let d = Daemon::start_with_discord(keygate_tests::POLICY, &sim, extra);
-    assert!(rt.block_on(sim.wait_connected(WAIT)), "connected");
-    d.secret("github/token", "v");
-    let agent = d.agent("ci-one");
-    (rt, sim, d, agent)
-}
-
-/// The agent asks with `reason`; the request's message as posted.
-fn ask(
-    rt: &tokio::runtime::Runtime,
-    sim: &Simulator,
-    d: &Daemon,
-    agent: &str,
-    reason: &str,
-) -> (std::process::Child, SimMessage) {
-    let child = d
-        .keygate_as(agent, &["get", "github/token", "--reason", reason])
-        .spawn();
-    let id = d.pending_request();
-    let msg = rt
-        .block_on(sim.wait_for_message(|m| m.text().contains(&id), WAIT))
-        .expect("posted");
-    (child, msg)
+fn world(extra: &[(&str, &str)]) -> World {
+    World::start(keygate_tests::POLICY, extra, &[("github/token", "v")])
 }
 
 /// No call the bot made let Discord parse mentions itself (`parse` stays empty, so
@@ -93,8 +61,9 @@ fn parse_never_used(sim: &Simulator) {
 
 #[test]
 fn the_rules_approvers_are_pinged_and_nobody_else() {
-    let (rt, sim, d, agent) = world(&[]);
-    let (child, msg) = ask(&rt, &sim, &d, &agent, "@everyone @here <@42> <@&43> deploy");
+    let w = world(&[]);
+    let (rt, sim) = (&w.rt, &w.sim);
+    let (child, _, msg) = w.ask("github/token", "@everyone @here <@42> <@&43> deploy");
     // "ops": one user and one role, mentioned in the content where a mention notifies.
     assert!(!msg.pings.everyone, "{:?}", msg.pings);
     assert_eq!(msg.pings.users, vec![OPS]);
@@ -150,13 +119,14 @@ fn the_rules_approvers_are_pinged_and_nobody_else() {
             assert!(m.pings.is_empty(), "{:?} pinged {:?}", m.content, m.pings);
         }
     }
-    parse_never_used(&sim);
+    parse_never_used(sim);
 }
 
 #[test]
 fn with_ping_off_nobody_is_pinged() {
-    let (rt, sim, d, agent) = world(&[("KEYGATE_DISCORD_PING", "false")]);
-    let (mut child, msg) = ask(&rt, &sim, &d, &agent, "@everyone please");
+    let w = world(&[("KEYGATE_DISCORD_PING", "false")]);
+    let sim = &w.sim;
+    let (mut child, _, msg) = w.ask("github/token", "@everyone please");
     assert!(msg.pings.is_empty(), "{:?}", msg.pings);
     assert!(!msg.content.contains("<@"), "{}", msg.content);
     let allowed = msg.allowed_mentions.clone().expect("allowed_mentions sent");
@@ -171,7 +141,7 @@ fn with_ping_off_nobody_is_pinged() {
             .get("roles")
             .is_none_or(|r| r == &serde_json::json!([]))
     );
-    parse_never_used(&sim);
+    parse_never_used(sim);
     child.kill().ok();
     child.wait().ok();
 }
