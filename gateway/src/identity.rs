@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,11 +41,19 @@ impl Caller {
 /// An agent as the daemon knows it: its name, and which registration of that name. A
 /// name removed and added again is another agent: the requests and grants of the old one
 /// never pass to it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub name: AgentName,
     /// Random, chosen when the agent is added.
     pub serial: u64,
+}
+
+/// By its serial alone: random, so it spreads well, and equal agents have equal serials
+/// (the grant index hashes an agent on every grant hit).
+impl std::hash::Hash for Agent {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.serial.hash(state);
+    }
 }
 
 impl std::fmt::Display for Agent {
@@ -109,6 +118,24 @@ fn same(a: &Hash, b: &Hash) -> bool {
     bool::from(eq)
 }
 
+/// Two byte strings compared in constant time for their length (which a token's format
+/// fixes), a machine word at a time.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (aw, ar) = a.as_chunks::<8>();
+    let (bw, br) = b.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (x, y) in aw.iter().zip(bw) {
+        diff |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
+    }
+    for (x, y) in ar.iter().zip(br) {
+        diff |= u64::from(x ^ y);
+    }
+    bool::from(diff.ct_eq(&0))
+}
+
 fn new_token(prefix: &str) -> SecretString {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
@@ -121,6 +148,18 @@ pub struct Identities {
     operator: Hash,
     agents_path: PathBuf,
     agents: RwLock<BTreeMap<AgentName, Registered>>,
+    /// Moves on every change to the agents: a [`Remembered`] token from before a change
+    /// is looked up again.
+    epoch: AtomicU64,
+}
+
+/// The token a connection last presented, and whose it was (see
+/// [`Identities::authenticate_remembered`]). Zeroized when dropped.
+#[derive(Debug)]
+pub struct Remembered {
+    token: zeroize::Zeroizing<Vec<u8>>,
+    caller: Caller,
+    epoch: u64,
 }
 
 impl Identities {
@@ -178,7 +217,32 @@ impl Identities {
             operator,
             agents_path: agents_path.to_path_buf(),
             agents: RwLock::new(agents),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// [`Identities::authenticate`], remembering the answer in `memo` (one connection's):
+    /// the same token presented again, with no agent added or removed since, is known
+    /// without hashing it. It is compared in constant time with the one remembered.
+    pub fn authenticate_remembered(
+        &self,
+        token: &str,
+        memo: &mut Option<Remembered>,
+    ) -> Option<Caller> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if let Some(m) = memo.as_ref()
+            && m.epoch == epoch
+            && same_bytes(&m.token, token.as_bytes())
+        {
+            return Some(m.caller.clone());
+        }
+        let caller = self.authenticate(token)?;
+        *memo = Some(Remembered {
+            token: zeroize::Zeroizing::new(token.as_bytes().to_vec()),
+            caller: caller.clone(),
+            epoch,
+        });
+        Some(caller)
     }
 
     /// Whose token is this? `None` for an unknown one.
@@ -228,6 +292,7 @@ impl Identities {
         );
         self.save(&next)?;
         *agents = next;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         Ok(token)
     }
 
@@ -247,6 +312,7 @@ impl Identities {
         next.remove(name);
         self.save(&next)?;
         *agents = next;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         Ok(gone)
     }
 

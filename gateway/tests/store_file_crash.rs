@@ -111,6 +111,22 @@ fn killed_writers_leave_a_consistent_file() {
             // 1.5 ms to 25.5 ms, shuffled across rounds.
             let step = u64::try_from((round * 7) % 16).unwrap();
             thread::sleep(Duration::from_micros(1_500 + 1_600 * step));
+            // And at least two writes seen to land (each replaces the file: a new inode),
+            // however slowly a busy machine runs the child.
+            let inode = |p: &Path| {
+                use std::os::unix::fs::MetadataExt as _;
+                std::fs::metadata(p).map(|m| m.ino()).ok()
+            };
+            let file = dir.path().join(SECRET_FILE);
+            let (mut last, mut seen) = (inode(&file), 0);
+            while seen < 2 {
+                assert!(Instant::now() < deadline, "the child stopped writing");
+                thread::sleep(Duration::from_millis(1));
+                let now = inode(&file);
+                if now != last {
+                    (last, seen) = (now, seen + 1);
+                }
+            }
         }
         child.kill().unwrap();
         let status = child.wait().unwrap();

@@ -4,8 +4,9 @@
 //! no `//`, no `..`. Agent names: 1–64 characters of `a-z 0-9 . _ -`.
 
 use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a string is not a valid name. The offending input is not echoed whole: it may be
 /// huge or hold control characters.
@@ -67,16 +68,18 @@ fn check(
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $validate:path) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared, not copied: a clone (one per request on the hot path) is a reference
+        /// count, not an allocation.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates `s` and makes it a name.
             pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
                 let s = s.into();
                 $validate(&s)?;
-                Ok(Self(s))
+                Ok(Self(Arc::from(s)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -106,6 +109,12 @@ macro_rules! name_type {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 

@@ -6,7 +6,7 @@ use hyper::http::request::Parts;
 
 use super::error::ApiError;
 use crate::gate::Gate;
-use crate::identity::Caller;
+use crate::identity::{Caller, Remembered};
 
 /// Whether the request carries the operator's token (nothing is audited: this only
 /// decides whether a reserved connection slot may serve it).
@@ -21,6 +21,18 @@ pub fn known(gate: &Gate, headers: &header::HeaderMap) -> Option<Caller> {
         .get(header::AUTHORIZATION)
         .and_then(bearer)
         .and_then(|t| gate.authenticate(t))
+}
+
+/// [`known`], remembering the token in `memo` (the connection's): a connection that
+/// presents the same token again is not hashed again (see
+/// [`crate::identity::Identities::authenticate_remembered`]).
+pub fn known_remembered(
+    gate: &Gate,
+    headers: &header::HeaderMap,
+    memo: &mut Option<Remembered>,
+) -> Option<Caller> {
+    let token = headers.get(header::AUTHORIZATION).and_then(bearer)?;
+    gate.authenticate_remembered(token, memo)
 }
 
 /// The token in an `Authorization: Bearer <token>` value, if well-formed.

@@ -12,7 +12,7 @@ pub mod server;
 pub mod tls;
 
 pub use error::ApiError;
-pub use router::{answer_at_once, handle};
+pub use router::{Memo, answer_at_once, handle};
 
 use crate::gate::Gate;
 

@@ -23,16 +23,37 @@ pub async fn handle(
 
 /// The grant hit answered at once, with no await, when nothing about it needs more:
 /// `GET /v1/secrets/{name}` by an agent whose reusable grant keeps the answer its first
-/// read gave. `None` leaves the request to [`handle`] untouched: nothing was taken,
+/// read gave, as of `now`, with what the connection remembers (`memo`). `None` leaves the request to [`handle`] untouched: nothing was taken,
 /// counted or audited. Answering here lets the request go before hyper reads on (its
 /// read buffer is then reused rather than allocated afresh for every request).
-pub fn answer_at_once(gate: &Ctx, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+pub fn answer_at_once(
+    gate: &Ctx,
+    req: &Request<Incoming>,
+    now: std::time::Instant,
+    memo: &mut Memo,
+) -> Option<Response<Full<Bytes>>> {
     if req.method() != Method::GET {
         return None;
     }
     let name = secret_in_path(req.uri().path().trim_end_matches('/'))?;
-    let caller = auth::known(gate, req.headers())?;
-    secrets::release_kept(gate, &caller, name, command(req.headers()))
+    let caller = auth::known_remembered(gate, req.headers(), &mut memo.token)?;
+    secrets::release_kept(
+        gate,
+        &caller,
+        name,
+        command(req.headers()),
+        now,
+        &mut memo.grant,
+    )
+}
+
+/// What one connection remembers from one grant hit to the next, so the next costs
+/// less: the token it presented, and the grant that served it. Dropped (the token
+/// zeroized) with the connection.
+#[derive(Debug, Default)]
+pub struct Memo {
+    token: Option<crate::identity::Remembered>,
+    grant: crate::grants::LastGrant,
 }
 
 /// The name in `/v1/secrets/{name}` (the path without its trailing `/`s): what follows,

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,36 +112,59 @@ impl std::fmt::Debug for Listener {
 }
 
 /// One connection's activity: how many requests it has in flight, since when it has
-/// had none, and whether it was told to go.
+/// had none, and whether it was told to go. Atomics, not a lock: every request touches
+/// it.
 #[derive(Debug)]
 struct Activity {
-    state: Mutex<ActivityState>,
+    busy: AtomicUsize,
+    /// When it last had nothing in flight, as nanoseconds since [`clock_base`].
+    idle_since: AtomicU64,
+    evicted: AtomicBool,
     wake: Notify,
 }
 
-#[derive(Debug)]
-struct ActivityState {
-    busy: usize,
-    idle_since: Instant,
-    evicted: bool,
+/// The common origin of every connection's idle clock (so they compare).
+fn clock_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn since_base(t: Instant) -> u64 {
+    let d = t.saturating_duration_since(clock_base());
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 impl Activity {
     fn new() -> Self {
         Self {
-            state: Mutex::new(ActivityState {
-                busy: 0,
-                idle_since: Instant::now(),
-                evicted: false,
-            }),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(since_base(Instant::now())),
+            evicted: AtomicBool::new(false),
             wake: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0 && !self.evicted.load(Ordering::Acquire)
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// A request was answered within the service call at `now` (no [`Busy`] held): the
+    /// connection was in use then.
+    fn answered_at(&self, now: Instant) {
+        if self.busy.load(Ordering::Acquire) == 0 {
+            self.idle_since.store(since_base(now), Ordering::Release);
+        }
+    }
+
+    fn idle_since(&self) -> Instant {
+        clock_base() + Duration::from_nanos(self.idle_since.load(Ordering::Acquire))
     }
 
     /// Resolves once the connection has been idle for `idle`, or was evicted.
@@ -151,17 +175,14 @@ impl Activity {
     /// it early.
     async fn expired(&self, idle: Duration) {
         loop {
-            let deadline = {
-                let s = self.lock();
-                if s.evicted {
-                    return;
-                }
-                if s.busy == 0 {
-                    s.idle_since + idle
-                } else {
-                    // In flight now: look again after a whole idle period at the latest.
-                    Instant::now() + idle
-                }
+            if self.evicted.load(Ordering::Acquire) {
+                return;
+            }
+            let deadline = if self.busy.load(Ordering::Acquire) == 0 {
+                self.idle_since() + idle
+            } else {
+                // In flight now: look again after a whole idle period at the latest.
+                Instant::now() + idle
             };
             if Instant::now() >= deadline {
                 return;
@@ -180,18 +201,18 @@ struct Busy(Arc<Activity>);
 
 impl Busy {
     fn begin(activity: &Arc<Activity>) -> Self {
-        activity.lock().busy += 1;
+        activity.busy.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(activity))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut s = self.0.lock();
-        s.busy = s.busy.saturating_sub(1);
-        if s.busy == 0 {
-            s.idle_since = Instant::now();
-        }
+        // The idle clock is set before the count drops: whoever sees it at 0 reads a
+        // time no earlier than this request's end.
+        let now = since_base(Instant::now());
+        self.0.idle_since.store(now, Ordering::Release);
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -258,8 +279,7 @@ impl Pool {
             false
         } else if let Some((id, reserved)) = Self::longest_idle(&inner) {
             if let Some((_, activity)) = inner.conns.remove(&id) {
-                activity.lock().evicted = true;
-                activity.wake.notify_one();
+                activity.evict();
             }
             if reserved {
                 inner.reserved -= 1;
@@ -293,10 +313,8 @@ impl Pool {
         inner
             .conns
             .iter()
-            .filter_map(|(id, (reserved, a))| {
-                let s = a.lock();
-                (s.busy == 0 && !s.evicted).then_some((*reserved, s.idle_since, *id))
-            })
+            .filter(|(_, (_, a))| a.is_idle())
+            .map(|(id, (reserved, a))| (*reserved, a.idle_since(), *id))
             // Ordinary slots first (`false` sorts first), then the longest idle.
             .min()
             .map(|(reserved, _, id)| (id, reserved))
@@ -405,17 +423,23 @@ where
     let gate = Arc::clone(&shared.gate);
     let activity = Arc::clone(&slot.activity);
     let reserved = slot.reserved;
+    // What this connection remembers between grant hits (its token, its grant).
+    let memo = std::cell::RefCell::new(super::Memo::default());
     let service = service_fn(move |req: Request<Incoming>| {
         use futures_util::future::Either;
-        let busy = Busy::begin(&activity);
         if reserved && !reserve_may_serve(&gate, &req) {
             return Either::Left(std::future::ready(Ok::<_, Infallible>(busy_answer())));
         }
         // A repeated grant hit needs no await: answered here, and the request dropped
-        // before hyper reads on.
-        if let Some(answer) = super::answer_at_once(&gate, &req) {
+        // before hyper reads on. One clock read serves the grant's time and the idle
+        // clock.
+        let now = Instant::now();
+        let answer = super::answer_at_once(&gate, &req, now, &mut memo.borrow_mut());
+        if let Some(answer) = answer {
+            activity.answered_at(now);
             return Either::Left(std::future::ready(Ok(answer)));
         }
+        let busy = Busy::begin(&activity);
         let gate = Arc::clone(&gate);
         // Boxed: hyper moves the service's future into place for every request, and
         // the router's is large; the answer at once is not.
@@ -452,6 +476,9 @@ struct Until<M, S> {
     main: M,
     side: S,
     waker: Arc<SideWaker>,
+    /// The task's waker as last registered in `waker.task` (and not taken by a wake
+    /// since): a task's waker seldom changes, so it is not registered again each poll.
+    registered: Option<std::task::Waker>,
 }
 
 /// Notes that the side future was woken, and wakes the task.
@@ -479,7 +506,12 @@ impl<M, S> Until<M, S> {
         waker
             .woken
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        Self { main, side, waker }
+        Self {
+            main,
+            side,
+            waker,
+            registered: None,
+        }
     }
 }
 
@@ -498,13 +530,24 @@ where
         if let Poll::Ready(out) = std::pin::Pin::new(&mut self.main).poll(cx) {
             return Poll::Ready(Ok(out));
         }
-        // Registered before the flag is taken: a wake after this reaches the task.
-        self.waker.task.register(cx.waker());
-        if self
-            .waker
-            .woken
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        // Registered before the flag is read: a wake after this reaches the task.
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
         {
+            self.waker.task.register(cx.waker());
+            self.registered = Some(cx.waker().clone());
+        }
+        if self.waker.woken.load(std::sync::atomic::Ordering::Acquire)
+            && self
+                .waker
+                .woken
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            // The wake took the registered waker: register it again before the side
+            // future is polled, so its next wake reaches the task too.
+            self.waker.task.register(cx.waker());
             let waker = std::task::Waker::from(Arc::clone(&self.waker));
             let mut side_cx = std::task::Context::from_waker(&waker);
             if let Poll::Ready(out) = std::pin::Pin::new(&mut self.side).poll(&mut side_cx) {
@@ -611,8 +654,8 @@ mod tests {
         // Full: the idle one (b) makes room, the busy one (a) stays.
         let c = pool.admit().unwrap();
         assert!(!c.reserved);
-        assert!(b.activity.lock().evicted);
-        assert!(!a.activity.lock().evicted);
+        assert!(b.activity.evicted.load(Ordering::Acquire));
+        assert!(!a.activity.evicted.load(Ordering::Acquire));
         let _c_busy = Busy::begin(&c.activity);
         // Every ordinary slot busy: the reserve.
         let d = pool.admit().unwrap();
@@ -649,8 +692,7 @@ mod tests {
             .expect("idle after its last answer");
         assert!(ended.elapsed() >= idle, "not before its idle time");
         let b = Arc::new(Activity::new());
-        b.lock().evicted = true;
-        b.wake.notify_one();
+        b.evict();
         // Ended well before its own idle deadline (an hour): by the eviction.
         tokio::time::timeout(
             Duration::from_secs(60),

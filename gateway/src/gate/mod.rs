@@ -227,6 +227,15 @@ impl Gate {
         self.identities.authenticate(token)
     }
 
+    /// [`Gate::authenticate`], remembering the token for one connection.
+    pub fn authenticate_remembered(
+        &self,
+        token: &str,
+        memo: &mut Option<crate::identity::Remembered>,
+    ) -> Option<Caller> {
+        self.identities.authenticate_remembered(token, memo)
+    }
+
     /// A token was missing, malformed or unknown: counted, not logged line by line.
     pub fn auth_failed(&self, path: &str, why: &'static str) {
         self.auth_failures.note(&self.audit, path, why);

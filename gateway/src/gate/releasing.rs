@@ -81,11 +81,37 @@ impl Gate {
         secret: &SecretName,
         command: Option<&str>,
     ) -> Option<Bytes> {
+        self.release_kept_where(
+            agent,
+            |s| s == secret,
+            command,
+            std::time::Instant::now(),
+            &mut crate::grants::LastGrant::default(),
+        )
+    }
+
+    /// [`Gate::release_kept`] for the secret `is_secret` picks out (the API matches the
+    /// name as it is in the path, building nothing), at `now`, trying `last` (the
+    /// connection's last grant) first.
+    pub fn release_kept_where(
+        &self,
+        agent: &Agent,
+        is_secret: impl Fn(&SecretName) -> bool,
+        command: Option<&str>,
+        now: std::time::Instant,
+        last: &mut crate::grants::LastGrant,
+    ) -> Option<Bytes> {
         if !self.audit.is_writable() {
             return None;
         }
-        self.grants
-            .take_kept(agent, secret, command, self.store.generation())
+        self.grants.take_kept_where(
+            agent,
+            is_secret,
+            command,
+            self.store.generation(),
+            now,
+            last,
+        )
     }
 
     /// The value of `secret` for `agent`, under `grant` (its read taken and held open by

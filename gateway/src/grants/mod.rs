@@ -17,7 +17,7 @@
 pub mod watch;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,6 +71,9 @@ pub struct Grant {
     /// over; [`Grant::close`] waits for them, so a revocation that has returned leaves
     /// no read of this grant in flight.
     in_flight: tokio::sync::RwLock<()>,
+    /// Kept answers being handed out right now (they never wait, so they do without
+    /// `in_flight`'s semaphore); [`Grant::close`] waits for these too.
+    quick_reads: AtomicUsize,
     /// Set once the grant has left the table (revoked, or its TTL ran out in moka's
     /// clock): [`Grants::find`] no longer returns it.
     ended: AtomicBool,
@@ -127,6 +130,7 @@ impl Grant {
             reads: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             in_flight: tokio::sync::RwLock::new(()),
+            quick_reads: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
             born: Instant::now(),
             answers: (0..n).map(|_| Mutex::new(None)).collect(),
@@ -137,27 +141,29 @@ impl Grant {
     /// now (before taking it: a single-use one may be spent, or its wall-clock end
     /// passed).
     fn serves(&self, secret: &SecretName, command: Option<&str>) -> bool {
-        self.index_of(secret).is_some()
-            && self
-                .command_sha256
-                .as_deref()
-                .is_none_or(|bound| Some(bound) == command)
-            // moka hides an expired entry at once, before its listener runs; the
-            // grant's own deadline is no later, and `ended` is set as it leaves the
-            // table. Neither costs a hash or a trip through moka.
-            && self.live()
+        self.index_of(secret).is_some() && self.serves_command(command) && self.live(Instant::now())
     }
 
-    /// Whether the grant is still in the table and within its time, as moka would say
-    /// (it hides an expired entry at once), without asking moka.
-    fn live(&self) -> bool {
+    /// Whether a read presenting `command` matches the command the grant is bound to
+    /// (any, when it is bound to none).
+    fn serves_command(&self, command: Option<&str>) -> bool {
+        self.command_sha256
+            .as_deref()
+            .is_none_or(|bound| Some(bound) == command)
+    }
+
+    /// Whether the grant is still in the table and within its time at `now`, as moka
+    /// would say (it hides an expired entry at once, before its listener runs; the
+    /// grant's own deadline is no later, and `ended` is set as it leaves the table),
+    /// without asking moka: neither costs a hash or a trip through moka.
+    fn live(&self, now: Instant) -> bool {
         // Its length, from the one stored end (an extension moves only that), measured
         // on the monotonic clock from `born`.
         let length = self
             .expires_at()
             .duration_since(self.created_at)
             .unwrap_or_default();
-        !self.ended.load(Ordering::Acquire) && self.born.elapsed() < length
+        !self.ended.load(Ordering::Acquire) && now.saturating_duration_since(self.born) < length
     }
 
     fn answers_of(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Option<Answer>>> {
@@ -169,7 +175,11 @@ impl Grant {
     /// The answer kept for `secret`, if it was built in store generation `generation`
     /// (the value has not changed since) and the grant is still open.
     pub fn answer(&self, secret: &SecretName, generation: u64) -> Option<Bytes> {
-        let i = self.index_of(secret)?;
+        self.answer_at(self.index_of(secret)?, generation)
+    }
+
+    /// [`Grant::answer`] for its `i`th secret.
+    fn answer_at(&self, i: usize, generation: u64) -> Option<Bytes> {
         if !self.reuse || !self.logged.get(i)?.load(Ordering::Acquire) {
             return None;
         }
@@ -210,19 +220,25 @@ impl Grant {
     /// when the grant is reusable, open (held, as [`Grant::hold`] would, without
     /// waiting), within its time, and keeps an answer from store generation
     /// `generation`. `None` takes and counts nothing.
-    fn take_kept(&self, secret: &SecretName, generation: u64) -> Option<Bytes> {
+    fn take_kept(&self, i: usize, generation: u64) -> Option<Bytes> {
         if !self.reuse {
             return None;
         }
-        // Closing sets `closed`, then waits for every holder: a read that gets in before
-        // it is counted in the final tally, one after it sees `closed`.
-        let _open = self.in_flight.try_read().ok()?;
-        if self.closed.load(Ordering::Acquire) {
-            return None;
-        }
-        let body = self.answer(secret, generation)?;
-        self.take(secret, SystemTime::now())?;
-        Some(body)
+        // Counted in, then `closed` read; `close` sets `closed`, then reads the count
+        // (all sequentially consistent): a read that gets in before it is in the final
+        // tally, one after it sees `closed`.
+        self.quick_reads.fetch_add(1, Ordering::SeqCst);
+        let body = if self.closed.load(Ordering::SeqCst) {
+            None
+        } else {
+            self.answer_at(i, generation).inspect(|_| {
+                // Reusable, and within its time (checked by the caller): nothing to
+                // spend.
+                self.reads.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        self.quick_reads.fetch_sub(1, Ordering::SeqCst);
+        body
     }
 
     /// Drops the kept answers: for `secret`, or (`None`) all of them.
@@ -350,8 +366,12 @@ impl Grant {
     /// Closes the grant to new reads and waits for those in flight: after this, its read
     /// count is final and nothing more is released under it.
     pub async fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         drop(self.in_flight.write().await);
+        // Kept answers in flight never wait on anything: their end is moments away.
+        while self.quick_reads.load(Ordering::SeqCst) != 0 {
+            tokio::task::yield_now().await;
+        }
         self.forget_answers();
     }
 
@@ -411,10 +431,41 @@ pub struct Ended {
     pub grant: Arc<Grant>,
 }
 
+/// Each agent's live grants, looked up on every grant hit. An agent hashes as its
+/// random serial, so the index needs no SipHash: the keys are agents the operator added,
+/// not input an attacker picks.
+type AgentIndex = HashMap<Agent, Vec<Arc<Grant>>, std::hash::BuildHasherDefault<SerialHasher>>;
+
+/// Spreads an agent's random serial over the hash (a multiply by an odd constant, for
+/// the high bits hashbrown reads); other input goes through FNV-1a.
+#[derive(Default)]
+struct SerialHasher(u64);
+
+impl std::hash::Hasher for SerialHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The grant that last served a connection's grant hit, tried first on its next one
+/// (see [`Grants::take_kept_where`]).
+#[derive(Debug, Default)]
+pub struct LastGrant(Option<Arc<Grant>>);
+
 /// Every live grant.
 pub struct Grants {
     cache: moka::future::Cache<GrantId, Arc<Grant>>,
-    by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>>,
+    by_agent: Arc<RwLock<AgentIndex>>,
     watch: Arc<Watch>,
 }
 
@@ -430,7 +481,7 @@ impl Grants {
     /// The grant table, and a receiver of the grants that expire.
     pub fn new() -> (Self, mpsc::UnboundedReceiver<Ended>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let by_agent: Arc<RwLock<HashMap<Agent, Vec<Arc<Grant>>>>> = Arc::default();
+        let by_agent: Arc<RwLock<AgentIndex>> = Arc::default();
         let index = Arc::clone(&by_agent);
         let watch = Arc::new(Watch::default());
         let watching = Arc::clone(&watch);
@@ -513,15 +564,51 @@ impl Grants {
         command: Option<&str>,
         generation: u64,
     ) -> Option<Bytes> {
+        self.take_kept_where(
+            agent,
+            |s| s == secret,
+            command,
+            generation,
+            Instant::now(),
+            &mut LastGrant::default(),
+        )
+    }
+
+    /// [`Grants::take_kept`] for the secret `is_secret` picks out (so a caller can match
+    /// a name as it came, without building a [`SecretName`]), at `now`. `last` is the
+    /// caller's memory of the grant that served it last (one connection's): tried first,
+    /// it spares the index and its lock, which every connection shares.
+    pub fn take_kept_where(
+        &self,
+        agent: &Agent,
+        is_secret: impl Fn(&SecretName) -> bool,
+        command: Option<&str>,
+        generation: u64,
+        now: Instant,
+        last: &mut LastGrant,
+    ) -> Option<Bytes> {
+        let serves = |g: &Arc<Grant>| {
+            let i = g.secrets.iter().position(&is_secret)?;
+            (g.serves_command(command) && g.live(now)).then_some(i)
+        };
+        // The same checks as through the index: a grant revoked or ended since fails
+        // `live` (and a closed one `take_kept`), whoever still holds it.
+        if let Some(g) = &last.0
+            && g.agent == *agent
+            && let Some(i) = serves(g)
+        {
+            return g.take_kept(i, generation);
+        }
         let index = self
             .by_agent
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        index
+        let (grant, i) = index
             .get(agent)?
             .iter()
-            .find(|g| g.serves(secret, command))?
-            .take_kept(secret, generation)
+            .find_map(|g| serves(g).map(|i| (g, i)))?;
+        last.0 = Some(Arc::clone(grant));
+        grant.take_kept(i, generation)
     }
 
     pub async fn get(&self, id: &GrantId) -> Option<Arc<Grant>> {
@@ -635,7 +722,7 @@ impl Grants {
     }
 }
 
-fn unindex(index: &RwLock<HashMap<Agent, Vec<Arc<Grant>>>>, grant: &Grant) {
+fn unindex(index: &RwLock<AgentIndex>, grant: &Grant) {
     let mut index = index
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

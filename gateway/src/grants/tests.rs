@@ -704,3 +704,41 @@ fn a_kept_answer_never_shows_in_a_grants_debug() {
     assert!(!shown.contains("ghp_kept_answer_value"), "{shown}");
     assert!(shown.contains("redacted"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_remembered_grant_serves_a_connection_only_while_the_table_would() {
+    let (grants, _ended) = Grants::new();
+    let g = grant(Duration::from_secs(600), true);
+    let agent = g.agent.clone();
+    let gh = secret("github/token");
+    grants.insert(Arc::clone(&g)).await;
+    let body = Bytes::from_static(b"{\"value\":\"v\"}");
+    g.log_first_read(&gh, || Ok::<_, ()>(())).unwrap();
+    g.keep_answer(&gh, 3, &body);
+    let mut last = LastGrant::default();
+    let hit = |last: &mut LastGrant, who: &Agent, generation: u64| {
+        grants.take_kept_where(who, |s| *s == gh, None, generation, Instant::now(), last)
+    };
+    assert_eq!(
+        hit(&mut last, &agent, 3),
+        Some(body.clone()),
+        "through the index"
+    );
+    assert!(last.0.is_some(), "remembered");
+    assert_eq!(hit(&mut last, &agent, 3), Some(body.clone()), "remembered");
+    assert_eq!(g.reads(), 2, "each counted");
+    // Another agent on the same connection is not served by what it remembers.
+    assert_eq!(hit(&mut last, &other_agent(), 3), None);
+    hit(&mut last, &agent, 3).unwrap();
+    // A changed value: nothing, and the kept answer goes.
+    assert_eq!(hit(&mut last, &agent, 4), None);
+    g.keep_answer(&gh, 4, &body);
+    hit(&mut last, &agent, 4).unwrap();
+    // Revoked: the remembered grant serves no more.
+    grants.revoke(&g.id).await.unwrap();
+    assert_eq!(hit(&mut last, &agent, 4), None);
+    let reads = g.reads();
+    g.close().await;
+    assert_eq!(hit(&mut last, &agent, 4), None);
+    assert_eq!(g.reads(), reads, "nothing counted after");
+}

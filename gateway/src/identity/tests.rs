@@ -174,3 +174,35 @@ fn hashes_differing_in_any_byte_are_not_the_same() {
         assert!(!same(&a, &b), "byte {i}");
     }
 }
+
+#[test]
+fn a_remembered_token_answers_as_a_looked_up_one_until_the_agents_change() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let a = ids.add(&name("a")).unwrap();
+    let b = ids.add(&name("b")).unwrap();
+    let (a, b) = (a.expose_secret(), b.expose_secret());
+    let mut memo = None;
+    let first = ids.authenticate_remembered(a, &mut memo).unwrap();
+    assert_eq!(first, Caller::Agent(agent_of(&ids, a)));
+    assert_eq!(
+        ids.authenticate_remembered(a, &mut memo),
+        Some(first.clone())
+    );
+    // Another token on the same connection is looked up, not taken for the first.
+    assert_eq!(
+        ids.authenticate_remembered(b, &mut memo),
+        Some(Caller::Agent(agent_of(&ids, b)))
+    );
+    assert_eq!(ids.authenticate_remembered("kga_nope", &mut memo), None);
+    // A token one byte off the remembered one is unknown.
+    ids.authenticate_remembered(a, &mut memo).unwrap();
+    let mut off = a.to_owned();
+    off.pop();
+    off.push('!');
+    assert_eq!(ids.authenticate_remembered(&off, &mut memo), None);
+    // Removed: the remembered answer goes with it.
+    ids.authenticate_remembered(a, &mut memo).unwrap();
+    ids.remove(&name("a")).unwrap();
+    assert_eq!(ids.authenticate_remembered(a, &mut memo), None);
+}

@@ -9,9 +9,37 @@ pub(super) fn free_port() -> u16 {
         .port()
 }
 
-/// `wrk -t1 -c32` against one URL; its requests per second.
-pub(super) fn wrk(url: &str, token: &str, secs: u64) -> f64 {
-    let out = std::process::Command::new("wrk")
+/// One wrk round: its requests per second and, where `perf` can count the server's CPU
+/// time (its task clock), the CPU each request cost (a figure a busy machine moves less
+/// than requests per second).
+pub(super) struct Round {
+    rps: f64,
+    cpu_us_per_request: Option<f64>,
+}
+
+/// `wrk -t1 -c32` against one URL served by process `pid`.
+pub(super) fn wrk(url: &str, token: &str, secs: u64, pid: u32) -> Round {
+    let perf = std::process::Command::new("perf")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut cmd = if perf {
+        let mut c = std::process::Command::new("perf");
+        c.args([
+            "stat",
+            "-x,",
+            "-e",
+            "task-clock",
+            "-p",
+            &pid.to_string(),
+            "--",
+            "wrk",
+        ]);
+        c
+    } else {
+        std::process::Command::new("wrk")
+    };
+    let out = cmd
         .args(["-t1", "-c32", &format!("-d{secs}s"), "-H"])
         .arg(format!("Authorization: Bearer {token}"))
         .arg(url)
@@ -22,10 +50,26 @@ pub(super) fn wrk(url: &str, token: &str, secs: u64) -> f64 {
         !text.contains("Non-2xx"),
         "wrk saw errors against {url}: {text}"
     );
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec from wrk: {text}"))
+        .unwrap_or_else(|| panic!("no Requests/sec from wrk: {text}"));
+    // `N requests in 5.00s, ...`
+    let requests: Option<f64> = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok());
+    // perf's CSV line: `MSEC,msec,task-clock,...`
+    let cpu_ms: Option<f64> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains(",task-clock"))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.trim().parse().ok());
+    Round {
+        rps,
+        cpu_us_per_request: cpu_ms.zip(requests).map(|(ms, r)| ms * 1000.0 / r),
+    }
 }
 
 /// The grant hit measured from outside: wrk over a loopback TCP listener (plain HTTP, as
@@ -71,32 +115,60 @@ pub(super) fn wrk_grant_hit(secs: u64) {
             &format!("http://127.0.0.1:{base_port}{path}"),
             &token,
             secs,
+            base.id(),
         ));
-        k.push(wrk(&format!("http://127.0.0.1:{port}{path}"), &token, secs));
+        k.push(wrk(
+            &format!("http://127.0.0.1:{port}{path}"),
+            &token,
+            secs,
+            d.pid(),
+        ));
     }
     let _ = base.kill();
     let _ = base.wait();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let rps = |v: &[Round]| v.iter().map(|r| r.rps).collect::<Vec<_>>();
+    let (brps, krps) = (rps(&b), rps(&k));
     println!(
         "\n## 1b. Grant hit from outside: `wrk -t1 -c32` over loopback TCP ({} byte body)",
         sample.len()
     );
-    println!("| server | requests/s (3 rounds, alternating) | mean |");
-    println!("|---|---|---|");
+    println!(
+        "| server | requests/s (3 rounds, alternating) | mean | server CPU µs per request (perf task-clock) |"
+    );
+    println!("|---|---|---|---|");
     let rounds = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
             .join(" · ")
     };
+    let per_request = |v: &[Round]| -> Option<f64> {
+        let all: Option<Vec<f64>> = v.iter().map(|r| r.cpu_us_per_request).collect();
+        all.map(|a| mean(&a))
+    };
+    let (bi, ki) = (per_request(&b), per_request(&k));
+    let shown = |x: Option<f64>| x.map_or("(no perf)".to_owned(), |x| format!("{x:.1}"));
     println!(
-        "| baseline hyper (own process) | {} | {:.0} |",
-        rounds(&b),
-        mean(&b)
+        "| baseline hyper (own process) | {} | {:.0} | {} |",
+        rounds(&brps),
+        mean(&brps),
+        shown(bi)
     );
-    println!("| keygated | {} | {:.0} |", rounds(&k), mean(&k));
+    println!(
+        "| keygated | {} | {:.0} | {} |",
+        rounds(&krps),
+        mean(&krps),
+        shown(ki)
+    );
     println!(
         "ratio keygated / baseline: **{:.2}×** (target ≥ 0.90×)",
-        mean(&k) / mean(&b)
+        mean(&krps) / mean(&brps)
     );
+    if let (Some(bi), Some(ki)) = (bi, ki) {
+        println!(
+            "server CPU per request, baseline ÷ keygated: **{:.2}×**",
+            bi / ki
+        );
+    }
 }
