@@ -1,10 +1,11 @@
 //! How a request looks in Discord: one embed that names the agent, the secrets, the
 //! reason, the TTL, where it came from, the request id and when it expires (as a Discord
-//! timestamp), with Approve / Deny buttons while it is pending, and colour-coded outcome,
-//! who decided and when the grant ends afterwards, with Revoke / Extend buttons while the
-//! grant lives. The approvers to notify are mentioned in the message's content (mentions
-//! in embeds never notify), and `allowed_mentions` names exactly them. Never a secret
-//! value: there is none to render.
+//! timestamp), with Approve / Deny buttons while it is pending, and the outcome, who
+//! decided (with the notes they wrote in the Approve… form) and when the grant ends
+//! afterwards, with Revoke / Extend buttons while the grant lives. The embed's colour is
+//! the state's (see [`AMBER`]). The approvers to notify are mentioned in the message's
+//! content (mentions in embeds never notify), and `allowed_mentions` names exactly them.
+//! Never a secret value: there is none to render.
 
 use std::time::Duration;
 
