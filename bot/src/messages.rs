@@ -104,14 +104,28 @@ impl Messages {
         by: String,
         mentions: &Mentions,
     ) -> Rendered {
-        lock(&self.posted).remove(&view.id);
+        let notes = lock(&self.posted)
+            .remove(&view.id)
+            .map(|p| p.note.approval_notes)
+            .unwrap_or_default();
         let note = Note {
             revoked_by: Some(by),
             ending_soon: false,
+            approval_notes: notes,
         };
         let mut r = render::request_with(view, Some(&GrantEnd::Revoked), &note);
         r.allowed_mentions = render::mentions(mentions).1;
         r
+    }
+
+    /// `who` approved request `id` with a note (from the Approve… form): its message
+    /// shows it from now on, beside the approver.
+    pub(crate) fn noted(&self, id: &RequestId, who: String, note: String) {
+        if let Some(p) = lock(&self.posted).get_mut(id) {
+            // One note per person as named: the same approver again replaces theirs.
+            p.note.approval_notes.retain(|(w, _)| *w != who);
+            p.note.approval_notes.push((who, note));
+        }
     }
 
     /// Whom a request's message notifies, while it is remembered.
@@ -170,17 +184,23 @@ impl Messages {
                     p.view = (**view).clone();
                     p.message
                 };
-                let rendered = self.render(view, None);
+                // Rendered only when sent: a press updating the message renders its own
+                // answer, and this is on the path from its decision to the agent.
+                let rendered = (!busy).then(|| self.render(view, None));
                 if view.status.is_final() && view.status != RequestStatus::Approved {
                     lock(&self.posted).remove(&view.id);
                 }
-                (!busy).then_some((message, rendered))
+                rendered.map(|r| (message, r))
             }
             Change::GrantEnded { grant, cause } => {
                 // A press revoking it renders the end itself (and says who).
                 let busy = lock(&self.in_flight).contains(&grant.request);
                 let p = lock(&self.posted).remove(&grant.request)?;
-                (!busy).then(|| (p.message, p.render(Some(cause), &Note::default())))
+                let note = Note {
+                    approval_notes: p.note.approval_notes.clone(),
+                    ..Note::default()
+                };
+                (!busy).then(|| (p.message, p.render(Some(cause), &note)))
             }
             Change::GrantExtended(grant) => {
                 let busy = lock(&self.in_flight).contains(&grant.request);

@@ -82,9 +82,16 @@ pub(crate) async fn decide(
     verdict: Verdict,
 ) {
     messages.begin_update(id);
+    let note = match &verdict {
+        Verdict::ApproveFor { note, .. } => note.clone(),
+        _ => None,
+    };
     let (result, deferred) = in_time(c, i, gk.decide(id, verdict, approver)).await;
     match result {
         Ok(outcome) => {
+            if let Some(note) = note {
+                messages.noted(id, approver.label(), note);
+            }
             let view = outcome.view().clone();
             show(c, i, deferred, messages.render(&view, None)).await;
             messages.end_update(&view);

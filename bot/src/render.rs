@@ -1,10 +1,11 @@
 //! How a request looks in Discord: one embed that names the agent, the secrets, the
 //! reason, the TTL, where it came from, the request id and when it expires (as a Discord
-//! timestamp), with Approve / Deny buttons while it is pending, and colour-coded outcome,
-//! who decided and when the grant ends afterwards, with Revoke / Extend buttons while the
-//! grant lives. The approvers to notify are mentioned in the message's content (mentions
-//! in embeds never notify), and `allowed_mentions` names exactly them. Never a secret
-//! value: there is none to render.
+//! timestamp), with Approve / Deny buttons while it is pending, and the outcome, who
+//! decided (with the notes they wrote in the Approve… form) and when the grant ends
+//! afterwards, with Revoke / Extend buttons while the grant lives. The embed's colour is
+//! the state's (see [`AMBER`]). The approvers to notify are mentioned in the message's
+//! content (mentions in embeds never notify), and `allowed_mentions` names exactly them.
+//! Never a secret value: there is none to render.
 
 use std::time::Duration;
 
@@ -22,10 +23,14 @@ use twilight_validate::embed as embed_limits;
 use crate::buttons;
 use crate::escape::inert;
 
-const AMBER: u32 = 0x00F1_C40F;
-const GREEN: u32 = 0x002E_CC71;
-const RED: u32 = 0x00E7_4C3C;
-const GREY: u32 = 0x0095_A5A6;
+/// The embed's colour bar, one per state, so a phone's list of messages reads at a
+/// glance: amber waits for someone, green is a live grant, orange a grant ending soon,
+/// red denied, grey over (expired, revoked, cancelled).
+pub const AMBER: u32 = 0x00F1_C40F;
+pub const GREEN: u32 = 0x002E_CC71;
+pub const ORANGE: u32 = 0x00E6_7E22;
+pub const RED: u32 = 0x00E7_4C3C;
+pub const GREY: u32 = 0x0095_A5A6;
 
 pub use keygate_proto::approval::GrantEnd;
 
@@ -38,12 +43,14 @@ pub struct Rendered {
     pub allowed_mentions: AllowedMentions,
 }
 
-/// What a message shows beyond its request: who revoked the grant from Discord, and
-/// whether the live grant is ending soon.
+/// What a message shows beyond its request: who revoked the grant from Discord, whether
+/// the live grant is ending soon, and the notes approvers wrote in the Approve… form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Note {
     pub revoked_by: Option<String>,
     pub ending_soon: bool,
+    /// (who, what they wrote), in the order they approved.
+    pub approval_notes: Vec<(String, String)>,
 }
 
 /// The content that notifies `m` (`<@user>` and `<@&role>`, nothing a requester wrote),
@@ -104,6 +111,8 @@ const HOST_SHOWN: usize = 200;
 const RULE_SHOWN: usize = 200;
 const PEOPLE_SHOWN: usize = 300;
 const WHY_SHOWN: usize = 600;
+/// An approver's note (at most 200 characters typed; escaping may double them).
+const NOTE_SHOWN: usize = 400;
 
 /// A secret name as code: names are `a-z 0-9 . _ - /` (no backtick can end the span
 /// early), and inside a code span `_` needs no escape, so a name costs its length + 2.
@@ -188,7 +197,7 @@ pub fn request_with(view: &RequestView, ended: Option<&GrantEnd>, note: &Note) -
     let (color, title) = match (view.status, ended) {
         (RequestStatus::Approved, Some(GrantEnd::Expired)) => (GREY, "⌛ Grant expired"),
         (RequestStatus::Approved, Some(GrantEnd::Revoked)) => (GREY, "🚫 Grant revoked"),
-        (RequestStatus::Approved, None) if note.ending_soon => (AMBER, "⏳ Approved, ending soon"),
+        (RequestStatus::Approved, None) if note.ending_soon => (ORANGE, "⏳ Approved, ending soon"),
         (RequestStatus::Approved, None) => (GREEN, "✅ Approved"),
         (RequestStatus::Pending, _) => (AMBER, "🔐 Approval needed"),
         (RequestStatus::Denied, _) => (RED, "⛔ Denied"),
@@ -287,6 +296,18 @@ pub fn request_with(view: &RequestView, ended: Option<&GrantEnd>, note: &Note) -
             add("Why", inert(m, WHY_SHOWN), false);
         }
     }
+    // Last, beside who approved: what the approvers wrote.
+    if !note.approval_notes.is_empty() {
+        add(
+            if note.approval_notes.len() == 1 {
+                "Note"
+            } else {
+                "Notes"
+            },
+            approval_notes(&note.approval_notes),
+            false,
+        );
+    }
     // Never cut: the request id is how a person finds the request elsewhere.
     let footer = format!("request {}", view.id);
     let used = chars(&title)
@@ -326,6 +347,29 @@ pub fn request_with(view: &RequestView, ended: Option<&GrantEnd>, note: &Note) -
         },
         allowed_mentions: AllowedMentions::default(),
     }
+}
+
+/// The approvers' notes, one a line as `who: note`, both made inert; within one field
+/// (a quorum's worth of 200-character notes fits; more are counted, not dropped).
+fn approval_notes(notes: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (who, text)) in notes.iter().enumerate() {
+        let line = format!("{}: {}", inert(who, 80), inert(text, NOTE_SHOWN));
+        // Room for this line, and for the count of any after it.
+        let after = notes.len() - i - 1;
+        let reserve = if after > 0 { 16 } else { 0 };
+        if chars(&out) + 1 + chars(&line) + reserve > FIELD_VALUE_MAX {
+            out.push_str("\n… and ");
+            out.push_str(&(notes.len() - i).to_string());
+            out.push_str(" more");
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&line);
+    }
+    out
 }
 
 /// A live grant's controls: a red Revoke and a grey Extend.
@@ -553,6 +597,40 @@ mod tests {
     }
 
     #[test]
+    fn an_approvers_note_is_shown_inert_beside_them() {
+        let v = view(vec![long_name(1)], RequestStatus::Approved, "x");
+        let note = Note {
+            approval_notes: vec![("@ops (1)".into(), "<@2> @everyone **now**".into())],
+            ..Note::default()
+        };
+        let r = request_with(&v, None, &note);
+        let field = r.embeds[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "Note")
+            .expect("a Note field");
+        assert_eq!(
+            field.value,
+            "@\u{200B}ops (1): <\u{200B}@\u{200B}2> @\u{200B}everyone \\*\\*now\\*\\*"
+        );
+        // Many long notes stay in one field, the rest counted.
+        let many = Note {
+            approval_notes: (0..10)
+                .map(|i| (format!("@p{i}"), "_".repeat(200)))
+                .collect(),
+            ..Note::default()
+        };
+        let r = request_with(&v, None, &many);
+        let field = r.embeds[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "Notes")
+            .unwrap();
+        assert!(field.value.chars().count() <= FIELD_VALUE_MAX);
+        assert!(field.value.ends_with("… and 8 more"), "{}", field.value);
+    }
+
+    #[test]
     fn mentions_name_exactly_the_approvers() {
         use keygate_proto::{RoleId, UserId};
         let (content, allowed) = mentions(&Mentions {
@@ -586,7 +664,11 @@ mod tests {
             let v = view(secrets, STATUSES[status], &text);
             assert_postable(&v, None);
             assert_postable(&v, Some(&GrantEnd::Revoked));
-            let note = Note { revoked_by: Some(text.repeat(200)), ending_soon: true };
+            let note = Note {
+                revoked_by: Some(text.repeat(200)),
+                ending_soon: true,
+                approval_notes: vec![(text.repeat(50), text.repeat(200)); 6],
+            };
             for ended in [None, Some(GrantEnd::Revoked)] {
                 let r = request_with(&v, ended.as_ref(), &note);
                 twilight_validate::message::embeds(&r.embeds).unwrap();

@@ -114,7 +114,23 @@ fn the_demo_runs_the_whole_flow() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in ["Approve", "approved", "Released", "Live grant", "intact"] {
+    // The message as posted (its buttons, its colour), the Approve… form with the rule's
+    // TTL filled in, and the message as the submit left it, note and approver included.
+    for step in [
+        "Approval needed",
+        "(amber bar)",
+        "[ Approve… ]blue",
+        "Grant lasts",
+        "[ 10m",
+        "/modal-submit",
+        "(green bar)",
+        "(100000000000000001): for the demo deploy",
+        "[ Revoke ]red",
+        "approved",
+        "Released",
+        "Live grant",
+        "intact",
+    ] {
         assert!(text.contains(step), "{step} missing from:\n{text}");
     }
 }

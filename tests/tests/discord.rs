@@ -79,6 +79,16 @@ impl World {
     }
 }
 
+/// The colour bar of a message's embed (`docs/discord-simulator.md`: the bot's colours
+/// per state).
+fn colour(m: &SimMessage) -> u64 {
+    m.embeds[0]["color"].as_u64().expect("an embed colour")
+}
+const AMBER: u64 = 0xF1_C40F;
+const GREEN: u64 = 0x2E_CC71;
+const RED: u64 = 0xE7_4C3C;
+const GREY: u64 = 0x95_A5A6;
+
 fn user(id: u64) -> PressSpec {
     PressSpec {
         username: format!("user{}", id % 1000),
@@ -119,6 +129,7 @@ fn approve_in_discord_releases_and_the_message_shows_it() {
             .any(|b| b.label.as_deref() == Some("Approve for 5m")),
         "{buttons:?}"
     );
+    assert_eq!(colour(&msg), AMBER, "pending");
     let approve = World::button(&msg, 3);
     let started = Instant::now();
     let (kind, ephemeral, _) = w.press(&msg, &approve, user(OPS));
@@ -139,6 +150,7 @@ fn approve_in_discord_releases_and_the_message_shows_it() {
     assert_eq!(labels, ["Revoke", "Extend"], "{labels:?}");
     assert!(after.text().contains("Approved by"), "{}", after.text());
     assert!(after.text().contains("Grant ends"));
+    assert_eq!(colour(&after), GREEN, "a live grant");
     eprintln!("press → callback {callback:?}; press → agent has the value {released:?}");
 }
 
@@ -150,7 +162,9 @@ fn deny_in_discord_exits_3() {
     let (kind, _, _) = w.press(&msg, &deny, user(OPS));
     assert_eq!(kind, Shown::Updated);
     assert_eq!(finish(child).code, 3);
-    assert!(w.sim.message(msg.id).unwrap().text().contains("Denied by"));
+    let after = w.sim.message(msg.id).unwrap();
+    assert!(after.text().contains("Denied by"));
+    assert_eq!(colour(&after), RED);
 }
 
 #[test]
@@ -433,13 +447,15 @@ fn timeout_and_revoke_edit_the_message() {
         ))
         .expect("the request's message, edited to say it expired");
     assert!(m.live_buttons().is_empty());
+    assert_eq!(colour(&m), GREY, "expired");
 
     let (child, msg) = w.ask("github/token", "x");
     let approve = World::button(&msg, 3);
     w.press(&msg, &approve, user(OPS));
     assert_eq!(finish(child).code, 0);
     w.d.keygate(&["revoke", "--all"]).ok();
-    w.edited(&msg, |m| m.text().contains("revoked"));
+    let m = w.edited(&msg, |m| m.text().contains("revoked"));
+    assert_eq!(colour(&m), GREY, "revoked");
 }
 
 #[test]

@@ -340,6 +340,9 @@ fn a_grant_says_it_is_ending_soon_then_its_buttons_go_when_it_expires() {
         "still live: {:?}",
         soon.buttons()
     );
+    // Orange: not the amber of a request still waiting, not the green of a grant with
+    // time to spare.
+    assert_eq!(soon.embeds[0]["color"], 0xE6_7E22, "{:?}", soon.embeds);
     let ended =
         w.rt.block_on(w.sim.wait_for_edit(
             msg.id,

@@ -149,6 +149,12 @@ fn approve_opens_a_modal_with_the_ttl_and_a_longer_ttl_is_granted() {
             .value("note", "for the deploy"),
     );
     assert_eq!(kind, 7, "{text}");
+    // The note is on the message, beside the approver who wrote it.
+    assert!(
+        text.contains("Note") && text.contains("for the deploy"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("({OPS}): for the deploy")), "{text}");
     assert_eq!(finish(child).code, 0);
     assert_eq!(w.request(&id)["status"], "approved");
     let secs = w.grant_secs();
@@ -161,6 +167,35 @@ fn approve_opens_a_modal_with_the_ttl_and_a_longer_ttl_is_granted() {
     assert!(
         note.contains("for the deploy") && note.contains(&id),
         "{note}"
+    );
+}
+
+#[test]
+fn a_hostile_note_is_shown_inert_and_pings_nobody() {
+    let w = World::new();
+    let (child, _, msg) = w.ask("github/token");
+    let cb = w.press(&msg, "Approve…", OPS);
+    assert_eq!(cb.kind, 9, "{cb:?}");
+    let (kind, _, text) = w.submit(
+        &ModalSubmitSpec::new(msg.id, OPS)
+            .value("ttl", "15m")
+            .value("note", "@everyone <@333333333333333333> **ship it**\n# now"),
+    );
+    assert_eq!(kind, 7, "{text}");
+    assert_eq!(finish(child).code, 0);
+    let m = w.sim.message(msg.id).expect("the message");
+    let shown = m.display_text();
+    assert!(
+        shown.contains(
+            "@\u{200B}everyone <\u{200B}@\u{200B}333333333333333333> \\*\\*ship it\\*\\* # now"
+        ),
+        "{shown}"
+    );
+    // Nobody new is pinged: the message notifies only whom it did when posted.
+    assert!(!m.pings.everyone, "{:?}", m.pings);
+    assert_eq!(
+        m.pings, msg.notified,
+        "the approvers named when posted, no more"
     );
 }
 
@@ -265,4 +300,51 @@ fn a_forged_submit_for_a_modal_never_opened_is_refused() {
     assert_eq!((kind, ephemeral), (4, true), "{text}");
     assert_eq!(w.request(&id)["status"], "pending");
     drop(child);
+}
+
+/// The bot keeps open forms and its messages in memory only: after a restart of the
+/// daemon, what the channel still shows from before — a pending request's buttons, a
+/// form opened on it, a live grant's Revoke — is answered privately and changes nothing
+/// (docs/operations.md, "What a restart forgets").
+#[test]
+fn after_a_restart_old_buttons_and_forms_change_nothing() {
+    let mut w = World::new();
+    let (child, _, granted) = w.ask("github/token");
+    assert_eq!(approve_with(&w, &granted, OPS, "15m").0, 7);
+    assert_eq!(finish(child).code, 0);
+    let granted = w.sim.message(granted.id).expect("the approved message");
+    let (child, _, pending) = w.ask("pair/key");
+    assert_eq!(w.press(&pending, "Approve…", OPS).kind, 9);
+    let before = w.sim.identify_count();
+    w.0.d.restart();
+    assert!(
+        w.rt.block_on(w.sim.wait_for_sessions(|i, _| i > before, WAIT)),
+        "the restarted bot never connected"
+    );
+    drop(child);
+    let edits = |m: &SimMessage| w.sim.message(m.id).expect("still there").edited;
+    let (granted_edits, pending_edits) = (edits(&granted), edits(&pending));
+
+    let refused = |msg: &SimMessage, label: &str| {
+        let h = w
+            .sim
+            .press(&PressSpec::new(msg.id, button(msg, label), OPS))
+            .expect("press dispatched");
+        let (shown, ephemeral, text) = w.answer(&h, msg.id);
+        assert_eq!((shown.kind(), ephemeral), (4, true), "{label}: {text}");
+        text
+    };
+    let text = refused(&pending, "Approve");
+    assert!(text.contains("no longer knows"), "{text}");
+    let text = refused(&granted, "Revoke");
+    assert!(text.contains("no longer knows"), "{text}");
+    let (kind, ephemeral, text) =
+        w.submit(&ModalSubmitSpec::new(pending.id, OPS).value("ttl", "20m"));
+    assert_eq!((kind, ephemeral), (4, true), "{text}");
+    assert!(text.contains("did not open this form"), "{text}");
+    assert_eq!(
+        (edits(&granted), edits(&pending)),
+        (granted_edits, pending_edits),
+        "nothing was edited"
+    );
 }

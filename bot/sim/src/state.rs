@@ -200,6 +200,17 @@ impl Shared {
         r
     }
 
+    /// Change the state, waking the waiters only if `f` says it changed something: for
+    /// the checks every REST call makes (a rate limit to take), which mostly find
+    /// nothing and should not wake every waiter for it.
+    pub(crate) fn update_if<R>(&self, f: impl FnOnce(&mut State) -> (R, bool)) -> R {
+        let (r, changed) = f(&mut self.lock());
+        if changed {
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+        r
+    }
+
     /// Wait until `f` finds something in the state, or `timeout` passes (then one last
     /// look decides).
     pub(crate) async fn wait_until<T>(

@@ -173,3 +173,33 @@ fn an_approved_request_is_kept_until_its_grant_ends() {
         .unwrap();
     assert!(title(&r).contains("Grant expired"), "{}", title(&r));
 }
+
+#[test]
+fn an_approvers_note_stays_on_the_message_to_the_grants_end() {
+    let m = Messages::default();
+    let id = RequestId::random();
+    m.posted(
+        Id::new(44),
+        &testing::request(&id, "pending"),
+        keygate_proto::approval::Mentions::default(),
+    );
+    m.noted(&id, "@alice (1)".into(), "first".into());
+    m.noted(&id, "@alice (1)".into(), "for the deploy".into());
+    let approved = testing::request(&id, "approved");
+    let (_, r) = m.edit_for(&change(&approved)).unwrap();
+    assert_eq!(
+        field(&r, "Note"),
+        "@\u{200B}alice (1): for the deploy",
+        "one note per person, the last"
+    );
+    let mut grant = testing::grant("ci-one", &["github/token"], 1);
+    grant.request = id.clone();
+    let (_, r) = m
+        .edit_for(&Change::GrantEnded {
+            grant,
+            cause: GrantEnd::Expired,
+        })
+        .unwrap();
+    assert!(title(&r).contains("Grant expired"), "{}", title(&r));
+    assert_eq!(field(&r, "Note"), "@\u{200B}alice (1): for the deploy");
+}

@@ -219,7 +219,12 @@ fn guarded(
     name: &'static str,
     run: impl FnOnce() -> Reply,
 ) -> (Option<&'static str>, Reply) {
-    let reply = match r.shared.update(|st| st.take_rate_limit(name)) {
+    let limited = r.shared.update_if(|st| {
+        let wait = st.take_rate_limit(name);
+        let taken = wait.is_some();
+        (wait, taken)
+    });
+    let reply = match limited {
         Some(wait) => Err(ApiError::rate_limited(
             &hex::encode(name),
             wait,

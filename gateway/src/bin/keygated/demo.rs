@@ -1,15 +1,16 @@
 //! `keygated demo`: the whole flow on one machine, with nothing to set up and no Discord
 //! account. A Discord simulator (the real gateway and REST protocols on loopback) stands
 //! in for Discord; a daemon with an in-memory store, a demo policy, secret and agent
-//! connects to it as it would to Discord. A request is filed, shown as Discord shows it,
-//! approved with a button press, and released. Then it keeps running so the user can try
-//! `keygate` by hand.
+//! connects to it as it would to Discord. A request is filed and shown as Discord shows
+//! it (text, colour, buttons); the approver taps Approve…, and the form (modal) it opens
+//! is shown, filled in and submitted; the message as it then reads is shown, and the
+//! value released. Then it keeps running so the user can try `keygate` by hand.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use keygate_discord_sim::{PressSpec, SimConfig, SimMessage, Simulator};
+use keygate_discord_sim::{ModalSubmitSpec, PressSpec, SimConfig, SimMessage, SimModal, Simulator};
 use keygate_gateway::config::{Config, DiscordConfig};
 use keygate_gateway::identity::Caller;
 use keygate_proto::api::FileRequest;
@@ -77,14 +78,39 @@ fn shown(text: &str) -> String {
     plain
 }
 
-/// A message as Discord would show it, in the terminal.
+/// What an embed's colour bar says (the bot's colours per state).
+fn state_colour(colour: Option<u64>) -> &'static str {
+    use keygate_bot::render::{AMBER, GREEN, GREY, ORANGE, RED};
+    match colour.and_then(|c| u32::try_from(c).ok()) {
+        Some(AMBER) => "amber",
+        Some(GREEN) => "green",
+        Some(ORANGE) => "orange",
+        Some(RED) => "red",
+        Some(GREY) => "grey",
+        _ => "no colour",
+    }
+}
+
+/// A button as a phone shows it: its label and its colour.
+fn button(b: &serde_json::Value) -> String {
+    let colour = match b["style"].as_u64() {
+        Some(1) => "blue",
+        Some(3) => "green",
+        Some(4) => "red",
+        _ => "grey",
+    };
+    format!("[ {} ]{colour}", b["label"].as_str().unwrap_or(""))
+}
+
+/// A message as Discord would show it, in the terminal: whom it pings, its embed with
+/// the colour of its bar, and its buttons row by row.
 fn card(m: &SimMessage) -> String {
     let mut s = String::new();
     if !m.content.is_empty() {
-        // Who it pings (the sim says whom it actually notified).
+        // Whom it notified (the simulator applies `allowed_mentions` as Discord does).
         let _ = writeln!(
             s,
-            "  {}   (pings {} user(s), {} role(s))",
+            "  {}   → pings {} user(s), {} role(s), nobody else",
             shown(&m.content),
             m.pings.users.len(),
             m.pings.roles.len()
@@ -92,7 +118,8 @@ fn card(m: &SimMessage) -> String {
     }
     for e in &m.embeds {
         let title = e["title"].as_str().unwrap_or("");
-        let _ = writeln!(s, "  ┌─ {}", shown(title));
+        let bar = state_colour(e["color"].as_u64());
+        let _ = writeln!(s, "  ┌─ {}   ({bar} bar)", shown(title));
         for f in e["fields"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
@@ -105,27 +132,44 @@ fn card(m: &SimMessage) -> String {
             let _ = writeln!(s, "  │ {footer}");
         }
     }
-    let buttons: Vec<String> = m
-        .live_buttons()
+    let rows: Vec<String> = m
+        .components
         .iter()
-        .map(|b| {
-            let colour = match b.style {
-                3 => "green",
-                4 => "red",
-                _ => "grey",
-            };
-            format!("[ {} ({colour}) ]", b.label.as_deref().unwrap_or(""))
+        .map(|row| {
+            row["components"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|b| b["type"] == 2 && b["disabled"] != true)
+                .map(button)
+                .collect::<Vec<_>>()
+                .join(" ")
         })
+        .filter(|r| !r.is_empty())
         .collect();
-    if buttons.is_empty() {
+    if rows.is_empty() {
         let _ = writeln!(s, "  │ (no buttons)");
-    } else {
-        let _ = writeln!(s, "  │ {}", buttons.join("  "));
     }
-    let _ = write!(
-        s,
-        "  └──────────────────────────────────────────────────────"
-    );
+    for row in rows {
+        let _ = writeln!(s, "  │ {row}");
+    }
+    let _ = write!(s, "  └{}", "─".repeat(60));
+    s
+}
+
+/// A modal as Discord shows it: its title and each input with what it holds.
+fn form(m: &SimModal) -> String {
+    let mut s = format!("  ┌─ {} (a form, only the approver sees it)\n", m.title);
+    for i in &m.inputs {
+        let _ = writeln!(
+            s,
+            "  │ {:<32} [ {:<14} ]{}",
+            i.label.as_deref().unwrap_or(&i.custom_id),
+            i.value.as_deref().unwrap_or(""),
+            if i.required { " required" } else { "" }
+        );
+    }
+    let _ = write!(s, "  │ [ Submit ]\n  └{}", "─".repeat(60));
     s
 }
 
@@ -209,38 +253,63 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     say("   The policy says: ask. The bot posted this to the approval channel:\n");
     say(&card(&posted));
 
-    let approve = posted
+    let approve_form = posted
         .live_buttons()
         .into_iter()
-        .find(|b| b.style == 3)
+        .find(|b| b.label.as_deref() == Some("Approve…"))
         .and_then(|b| b.custom_id)
-        .context("no Approve button")?;
-    let started = Instant::now();
+        .context("no Approve… button")?;
     let press = sim.press(&PressSpec {
         username: "demo-approver".into(),
-        ..PressSpec::new(posted.id, approve, APPROVER)
+        ..PressSpec::new(posted.id, approve_form, APPROVER)
     })?;
-    let callback = press
+    press
         .response(Duration::from_secs(5))
         .await
         .context("the bot did not answer the press")?;
+    let modal = sim
+        .open_modal(posted.id, APPROVER)
+        .context("the bot opened no form")?;
+    say("\n4. The demo approver tapped Approve… (green Approve would decide in one tap, with the");
+    say("   rule's TTL). The bot answered with this form:\n");
+    say(&form(&modal));
+    let (ttl, note) = ("30m", "for the demo deploy");
+    say(&format!(
+        "\n   The approver types {ttl} and the note \"{note}\", and submits it (by hand:"
+    ));
+    say(&format!(
+        "   curl -s -X POST {}/modal-submit -d '{{\"message_id\": \"{}\", \"user_id\": \"{APPROVER}\", \"values\": {{\"ttl\": \"{ttl}\", \"note\": \"{note}\"}}}}')",
+        sim.control_url(),
+        posted.id
+    ));
+    let started = Instant::now();
+    let submit = sim.submit_modal(&ModalSubmitSpec {
+        username: "demo-approver".into(),
+        ..ModalSubmitSpec::new(posted.id, APPROVER)
+            .value("ttl", ttl)
+            .value("note", note)
+    })?;
+    let callback = submit
+        .response(Duration::from_secs(5))
+        .await
+        .context("the bot did not answer the form")?;
     let released = gate.release(&agent, &secret, None).await?;
     let round_trip = started.elapsed();
     let updated = sim.message(posted.id).context("the message disappeared")?;
     say(&format!(
-        "\n4. The demo approver tapped Approve. The bot answered Discord in {:.1} ms and the",
+        "\n5. The bot answered Discord in {:.1} ms; the message now reads (Revoke and Extend",
         callback.elapsed.as_secs_f64() * 1000.0
     ));
-    say("   message now reads:\n");
+    say("   work for the grant's approvers while it lives):\n");
     say(&card(&updated));
     say(&format!(
-        "\n5. Released to the agent {:.1} ms after the tap: demo/api-key = {}",
+        "\n6. Released to the agent {:.1} ms after the submit: demo/api-key = {}",
         round_trip.as_secs_f64() * 1000.0,
         released.value.expose()
     ));
     for g in gate.list_grants(&Caller::Operator) {
         say(&format!(
-            "6. Live grant {} for {} on {}, until {}, approved by {}.",
+            "7. Live grant {} for {} on {}, until {}, approved by {}.",
             g.id,
             g.agent,
             g.secrets
@@ -254,7 +323,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     }
     let verify = gate.audit().verify()?;
     say(&format!(
-        "7. The audit log ({} lines, chain {}) holds every step and no secret value.",
+        "8. The audit log ({} lines, chain {}) holds every step and no secret value.",
         verify.lines,
         if verify.ok { "intact" } else { "BROKEN" }
     ));
