@@ -206,4 +206,22 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert_eq!(secrets(&b).len(), 1);
     }
+
+    #[test]
+    fn pairs_are_checked_like_flags() {
+        let b = from_pairs([("GH", "github/token"), ("DB", "db/url")]).expect("bindings");
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].var, "GH");
+        assert_eq!(b[0].secret.as_str(), "github/token");
+        for bad in [
+            &[][..],
+            &[("1GH", "github/token")],
+            &[("GH", "Github/Token")],
+            &[("GH", "../etc")],
+            &[("", "github/token")],
+        ] {
+            let e = from_pairs(bad.iter().copied()).expect_err("refused");
+            assert_eq!(e.exit, Exit::Usage, "{bad:?}: {e}");
+        }
+    }
 }

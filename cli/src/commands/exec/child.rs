@@ -370,3 +370,24 @@ impl io::Read for PtyEnd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::{CAPTURE_LIMIT, Captured};
+
+    #[test]
+    fn a_capture_keeps_the_first_64_kib_and_counts_the_rest() {
+        let c = Captured::default();
+        let mut w = c.clone();
+        w.write_all(b"hello ").expect("write");
+        assert_eq!(c.text(), ("hello ".to_owned(), false));
+        w.write_all(&vec![b'a'; CAPTURE_LIMIT]).expect("write");
+        let (text, cut) = c.text();
+        assert!(cut);
+        assert_eq!(text.len(), CAPTURE_LIMIT);
+        assert!(text.starts_with("hello aaa"));
+        assert_eq!(c.total(), 6 + CAPTURE_LIMIT as u64);
+    }
+}

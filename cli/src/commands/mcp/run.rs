@@ -63,6 +63,7 @@ pub async fn call(
             Err(f) => return failed(&f),
         };
         let where_ = get::posted_to(&view);
+        tracing::info!(request = %view.id, posted_to = %where_, "filed; waiting for a decision");
         let waited = get::wait_until(
             client,
             view,
@@ -87,6 +88,7 @@ pub async fn call(
             }
             Err(f) => return failed(&f),
         };
+        tracing::info!(request = %view.id, status = ?view.status, "decided");
         if view.status != RequestStatus::Approved {
             return refused(&view);
         }
@@ -113,6 +115,7 @@ pub async fn call(
     };
     let finished = exec::supervise(client, &job, &hash, released, stop.cancelled()).await;
     ticker.abort();
+    tracing::info!(program = %job.argv[0], ?finished, "ran");
     match finished {
         Ok(finished) => ran(request.as_ref(), &finished, &stdout, &stderr),
         Err(f) => failed(&f),
