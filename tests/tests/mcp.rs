@@ -383,6 +383,15 @@ fn a_closed_stdin_cancels_the_pending_request() {
 }
 
 #[test]
+fn without_an_agent_token_it_refuses_to_start() {
+    let d = Daemon::start();
+    let r = d.keygate(&["mcp"]).env_remove("KEYGATE_TOKEN").run();
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("set KEYGATE_TOKEN"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
 fn bad_inputs_are_tool_errors_and_file_nothing() {
     let Some((python, d, t)) = setup() else {
         return;

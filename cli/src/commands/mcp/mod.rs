@@ -31,7 +31,7 @@ use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
-use crate::failure::{Failure, Outcome};
+use crate::failure::{Exit, Failure, Outcome};
 
 /// The newest protocol revision served: the last one with an `initialize` handshake,
 /// which every client we know speaks (the Python SDK 2.x negotiates 2024-11-05 …
@@ -44,6 +44,14 @@ const CLEANUP: Duration = Duration::from_secs(20);
 
 /// Serves MCP on stdin and stdout until the client closes stdin.
 pub async fn run(client: Client) -> Outcome {
+    // The CLI falls back to the operator token file; MCP tools are an agent's, never the
+    // operator's.
+    if !std::env::var("KEYGATE_TOKEN").is_ok_and(|t| !t.is_empty()) {
+        return Err(Failure::new(
+            Exit::Usage,
+            "keygate mcp serves as an agent: set KEYGATE_TOKEN to the agent's token (`keygate agents add NAME` prints one)",
+        ));
+    }
     init_logs();
     let session = Session::default();
     let server = Server {
