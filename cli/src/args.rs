@@ -113,6 +113,19 @@ See docs/exec.md for masking's limits, signals and terminals.")]
     Audit(AuditArgs),
     /// Show the daemon's state: store backend, uptime, pending requests, live grants, Discord.
     Status(ListArgs),
+    /// Serve the Model Context Protocol on stdin and stdout, for AI agents.
+    ///
+    /// An MCP client (Claude Code, Codex, Cursor, VS Code) starts `keygate mcp` with the
+    /// agent's KEYGATE_TOKEN and gets the tools run_with_secrets, list_secrets,
+    /// list_grants and request_status. None of them ever returns a secret's value:
+    /// run_with_secrets runs a command with the secrets in its environment, after a
+    /// human approves, and returns its output masked. Logs go to stderr.
+    #[command(after_long_help = "\
+EXAMPLE:
+  claude mcp add keygate --env KEYGATE_TOKEN=<agent token> -- keygate mcp
+
+See docs/mcp.md for Codex, Cursor and VS Code, and what each tool returns.")]
+    Mcp,
 }
 
 #[derive(Debug, Args)]

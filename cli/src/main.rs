@@ -15,7 +15,7 @@ use keygate_proto::hardening::CoreLimit;
 
 use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
 use crate::commands::{
-    agents, audit, decide, exec, get, grants, policy, requests, secrets, status, store,
+    agents, audit, decide, exec, get, grants, mcp, policy, requests, secrets, status, store,
 };
 use crate::failure::{Exit, Outcome};
 
@@ -72,6 +72,7 @@ async fn run(command: Command) -> Outcome<u8> {
         Command::Lock => store::lock(&client).await,
         Command::Audit(args) => audit::run(&client, args).await,
         Command::Status(args) => status::run(&client, args).await,
+        Command::Mcp => mcp::run(client).await,
     };
     done.map(|()| 0)
 }

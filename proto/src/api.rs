@@ -304,6 +304,17 @@ pub struct AgentInfo {
     pub created_at: Timestamp,
 }
 
+/// One item of `GET /v1/policy/secrets`: a stored secret the calling agent may ask for,
+/// and what the policy says about it. Never a value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskableSecret {
+    pub name: SecretName,
+    /// `allow` (released without asking) or `ask` (a person approves each request).
+    pub decision: String,
+    /// The deciding rule's name.
+    pub rule: Option<String>,
+}
+
 /// `GET /v1/policy/check?agent=&secret=`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicyCheck {

@@ -4,6 +4,7 @@
 
 pub mod discord;
 pub mod exec;
+pub mod mcp;
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -299,6 +300,11 @@ impl Daemon {
             self.stop();
         }
         self.spawn();
+    }
+
+    /// The environment a client of this daemon runs with (its XDG tree, and so its socket).
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        self.env.clone()
     }
 
     /// A `keygate` command as the operator.

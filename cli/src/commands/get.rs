@@ -89,43 +89,74 @@ pub fn hostname() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// Waits for a decision; `Ok` only once approved.
+/// Waits for a decision on a terminal (a spinner) or in a log (plain lines), Ctrl-C
+/// cancelling the request; `Ok` only once approved.
 pub async fn wait(
     client: &Client,
-    mut view: RequestView,
+    view: RequestView,
     timeout: Option<Duration>,
 ) -> Outcome<RequestView> {
-    let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
-    let where_ = if view.posted_to.is_empty() {
-        "the approvers".to_owned()
-    } else {
-        view.posted_to.join(", ")
-    };
-    if view.status == RequestStatus::Pending {
+    let where_ = posted_to(&view);
+    if view.status == RequestStatus::Pending && !tty {
         let hint = if view.posted_to.iter().any(|p| p == "terminal") && view.posted_to.len() == 1 {
             format!(" (an operator runs `keygate approve {}`)", view.id)
         } else {
             String::new()
         };
-        if !tty {
-            eprintln!(
-                "keygate: waiting for approval of {} (posted to {where_}); it expires {}{hint}",
-                view.id,
-                relative(view.expires_at)
-            );
-        }
+        eprintln!(
+            "keygate: waiting for approval of {} (posted to {where_}); it expires {}{hint}",
+            view.id,
+            relative(view.expires_at)
+        );
     }
-    let id = view.id.clone();
     let mut spinner = Spinner::new(tty);
+    let waited = wait_until(
+        client,
+        view,
+        timeout,
+        Duration::from_millis(120),
+        |v: &RequestView| spinner.draw(&v.id, &where_, v.expires_at),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await;
+    spinner.clear();
+    decided(waited?)
+}
+
+/// Where a request was posted, for people.
+pub fn posted_to(view: &RequestView) -> String {
+    if view.posted_to.is_empty() {
+        "the approvers".to_owned()
+    } else {
+        view.posted_to.join(", ")
+    }
+}
+
+/// Waits until the request is no longer pending and returns it as it ended, whatever
+/// the decision. `tick` is called every `every` while it waits (a spinner, a progress
+/// notification). When `timeout` passes (exit 4) or `stop` completes (exit 130: Ctrl-C,
+/// a cancelled MCP call), the request is cancelled at the daemon first.
+pub async fn wait_until(
+    client: &Client,
+    mut view: RequestView,
+    timeout: Option<Duration>,
+    every: Duration,
+    mut tick: impl FnMut(&RequestView),
+    stop: impl Future<Output = ()>,
+) -> Outcome<RequestView> {
+    let started = Instant::now();
+    let id = view.id.clone();
+    tokio::pin!(stop);
     while view.status == RequestStatus::Pending {
         let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
         if left.is_some_and(|l| l.is_zero()) {
-            spinner.clear();
             cancel_quietly(client, &id).await;
             return Err(Failure::new(
                 Exit::Timeout,
-                format!("no decision within --timeout; request {id} cancelled"),
+                format!("no decision within the timeout; request {id} cancelled"),
             ));
         }
         let poll = left
@@ -134,44 +165,29 @@ pub async fn wait(
         let path = format!("/v1/requests/{id}?wait={}s", poll.as_secs());
         let request = client.get::<RequestView>(&path);
         tokio::pin!(request);
-        let mut tick = tokio::time::interval(Duration::from_millis(120));
+        let mut ticks = tokio::time::interval(every);
         let result = loop {
             tokio::select! {
                 result = &mut request => break result,
-                _ = tick.tick() => spinner.draw(&id, &where_, view.expires_at),
-                _ = tokio::signal::ctrl_c() => {
-                    spinner.clear();
+                _ = ticks.tick() => tick(&view),
+                () = &mut stop => {
                     cancel_quietly(client, &id).await;
                     return Err(Failure::new(Exit::Interrupted, format!("interrupted: request {id} cancelled")));
                 }
             }
         };
-        view = result.map_err(|e| {
-            spinner.clear();
-            Failure::from(e)
-        })?;
+        view = result?;
     }
-    spinner.clear();
+    Ok(view)
+}
+
+/// A request that is no longer pending: `Ok` when approved, else the failure that says
+/// why not (denied, by whom and why; expired; cancelled).
+pub fn decided(view: RequestView) -> Outcome<RequestView> {
+    let id = &view.id;
     match view.status {
         RequestStatus::Approved => Ok(view),
-        RequestStatus::Denied => {
-            let who = view
-                .decided_by
-                .clone()
-                .unwrap_or_else(|| "an approver".into());
-            // The reason a person gave, else what the daemon says (the policy's words),
-            // unless that only repeats who denied it.
-            let why = view
-                .denial_reason
-                .as_ref()
-                .or(view.message.as_ref())
-                .filter(|why| !why.is_empty() && **why != format!("denied by {who}"))
-                .map_or_else(String::new, |why| format!(": {}", harmless(why)));
-            Err(Failure::new(
-                Exit::Denied,
-                format!("denied by {}{why}", harmless(&who)),
-            ))
-        }
+        RequestStatus::Denied => Err(Failure::new(Exit::Denied, denial(&view))),
         RequestStatus::Expired => Err(Failure::new(
             Exit::Timeout,
             format!("no decision before request {id} expired"),
@@ -181,7 +197,28 @@ pub async fn wait(
     }
 }
 
-async fn cancel_quietly(client: &Client, id: &RequestId) {
+/// `denied by NAME: REASON`, on one line, escaped.
+pub fn denial(view: &RequestView) -> String {
+    let who = denied_by(view);
+    // The reason a person gave, else what the daemon says (the policy's words), unless
+    // that only repeats who denied it.
+    let why = view
+        .denial_reason
+        .as_ref()
+        .or(view.message.as_ref())
+        .filter(|why| !why.is_empty() && **why != format!("denied by {who}"))
+        .map_or_else(String::new, |why| format!(": {}", harmless(why)));
+    format!("denied by {}{why}", harmless(&who))
+}
+
+/// Who denied a request: a person, the operator, or the policy.
+pub fn denied_by(view: &RequestView) -> String {
+    view.decided_by
+        .clone()
+        .unwrap_or_else(|| "an approver".into())
+}
+
+pub async fn cancel_quietly(client: &Client, id: &RequestId) {
     let _ = client
         .call::<serde_json::Value>(Method::DELETE, &format!("/v1/requests/{id}"), None::<&()>)
         .await;

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod exec;
 pub mod get;
 pub mod grants;
+pub mod mcp;
 pub mod policy;
 pub mod requests;
 pub mod secrets;

@@ -138,6 +138,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::POST, ["agents"]) => agents::add(&gate, &caller, body).await,
         (&Method::DELETE, ["agents", name]) => agents::remove(&gate, &caller, name).await,
         (&Method::GET, ["policy", "check"]) => policy::check(&gate, &caller, q),
+        (&Method::GET, ["policy", "secrets"]) => policy::askable(&gate, &caller).await,
         (&Method::POST, ["store", "lock"]) => store::lock(&gate, &caller).await,
         (&Method::POST, ["store", "unlock"]) => store::unlock(&gate, &caller, body).await,
         (&Method::GET, ["audit"]) => audit::list(&gate, &caller, q),

@@ -94,6 +94,35 @@ pub fn collect(
     Ok(out)
 }
 
+/// Bindings named as `(VAR, SECRET)` pairs (`keygate mcp`'s `secrets` object), checked
+/// as [`collect`] checks flags: at least one, every variable and name valid.
+pub fn from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Outcome<Vec<Binding>> {
+    let usage = |m: String| Failure::new(Exit::Usage, m);
+    let mut out = Vec::new();
+    for (var, secret) in pairs {
+        if !is_var_name(var) {
+            return Err(usage(format!(
+                "`{var}` is not an environment variable name (letters, digits and _, not starting with a digit)"
+            )));
+        }
+        let secret = SecretName::new(secret)
+            .map_err(|e| usage(format!("{var}: `{secret}` is not a secret name: {e}")))?;
+        out.push(Binding {
+            var: var.to_owned(),
+            secret,
+            from: "secrets",
+        });
+    }
+    if out.is_empty() {
+        return Err(usage(
+            "name at least one secret: {\"VAR\": \"secret/name\"}".into(),
+        ));
+    }
+    Ok(out)
+}
+
 /// The distinct secrets, sorted.
 pub fn secrets(bindings: &[Binding]) -> BTreeSet<SecretName> {
     bindings.iter().map(|b| b.secret.clone()).collect()
@@ -176,5 +205,23 @@ mod tests {
         let b = collect(&["A=github/t".into(), "B=github/t".into()], &[], env(&[])).expect("ok");
         assert_eq!(b.len(), 2);
         assert_eq!(secrets(&b).len(), 1);
+    }
+
+    #[test]
+    fn pairs_are_checked_like_flags() {
+        let b = from_pairs([("GH", "github/token"), ("DB", "db/url")]).expect("bindings");
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].var, "GH");
+        assert_eq!(b[0].secret.as_str(), "github/token");
+        for bad in [
+            &[][..],
+            &[("1GH", "github/token")],
+            &[("GH", "Github/Token")],
+            &[("GH", "../etc")],
+            &[("", "github/token")],
+        ] {
+            let e = from_pairs(bad.iter().copied()).expect_err("refused");
+            assert_eq!(e.exit, Exit::Usage, "{bad:?}: {e}");
+        }
     }
 }

@@ -8,11 +8,17 @@
 //! the child gets one pty for both, so their order on screen is kept. The pty is not the
 //! child's controlling terminal: stdin, job control and Ctrl-C stay with the real one.
 //! With `--no-masking` the child simply inherits our stdout and stderr.
+//!
+//! For `keygate mcp` the output is captured instead ([`Output::Capture`]): both streams
+//! go through pipes and the masker into [`Captured`] buffers that keep the first 64 KiB,
+//! and the child's stdin is empty (ours carries the protocol).
 
 use std::fs::File;
 use std::io::{self, IsTerminal as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keygate_cli::mask::{Masker, pump};
@@ -38,8 +44,70 @@ pub struct Spec<'a> {
     pub argv: &'a [String],
     /// `(VAR, value)` for the child's environment.
     pub env: Vec<(String, Zeroizing<String>)>,
-    /// Whether to mask (false for `--no-masking`).
-    pub mask: bool,
+    /// Where it runs (ours when `None`).
+    pub cwd: Option<&'a Path>,
+    pub output: &'a Output,
+}
+
+/// Where the child's output goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// To our stdout and stderr, masked unless `mask` is false (`--no-masking`); the
+    /// child shares our stdin.
+    Ours { mask: bool },
+    /// Into buffers, always masked; the child's stdin is empty.
+    Capture { stdout: Captured, stderr: Captured },
+}
+
+/// How much of each captured stream is kept.
+pub const CAPTURE_LIMIT: usize = 64 * 1024;
+
+/// One captured output stream: its first [`CAPTURE_LIMIT`] bytes (after masking), and
+/// how many bytes it had in all. Shared by the thread that fills it and the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Kept>>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+impl Captured {
+    /// What was kept, as text (invalid UTF-8 replaced), and whether some was cut.
+    pub fn text(&self) -> (String, bool) {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cut = kept.total > kept.bytes.len() as u64;
+        (String::from_utf8_lossy(&kept.bytes).into_owned(), cut)
+    }
+
+    /// How many bytes the stream had, kept or not.
+    pub fn total(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .total
+    }
+}
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let room = CAPTURE_LIMIT.saturating_sub(kept.bytes.len());
+        kept.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        kept.total += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A running child and the threads carrying its output.
@@ -97,6 +165,8 @@ impl Running {
 enum Route {
     Inherit,
     Pipe,
+    /// A pipe into a buffer.
+    Capture(Captured),
     Pty,
     /// The same pty as stdout.
     SharedPty,
@@ -104,18 +174,31 @@ enum Route {
 
 /// Starts the child; its output is masked for `secrets` (every value it was ever given).
 pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
-    let (out_route, err_route) = routes(spec.mask);
+    let (out_route, err_route, stdin) = match spec.output {
+        Output::Ours { mask } => {
+            let (out, err) = routes(*mask);
+            (out, err, Stdio::inherit())
+        }
+        Output::Capture { stdout, stderr } => (
+            Route::Capture(stdout.clone()),
+            Route::Capture(stderr.clone()),
+            Stdio::null(),
+        ),
+    };
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .env_remove("KEYGATE_TOKEN")
-        .stdin(Stdio::inherit());
+        .stdin(stdin);
+    if let Some(dir) = spec.cwd {
+        cmd.current_dir(dir);
+    }
     for (var, value) in &spec.env {
         cmd.env(var, value.as_str());
     }
     let cannot = |what: &str, e: io::Error| Failure::error(format!("cannot {what}: {e}"));
 
-    // (reader of the child's stream, our stream to write it to)
-    let mut carried: Vec<(File, File)> = Vec::new();
+    // (reader of the child's stream, where to write it)
+    let mut carried: Vec<(File, Sink)> = Vec::new();
     let mut ptys = Vec::new();
     let mut stdout_slave = None;
     match out_route {
@@ -126,6 +209,11 @@ pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
             let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
             cmd.stdout(w);
             carried.push((File::from(OwnedFd::from(r)), ours(io::stdout().as_fd())?));
+        }
+        Route::Capture(into) => {
+            let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
+            cmd.stdout(w);
+            carried.push((File::from(OwnedFd::from(r)), Box::new(into)));
         }
         Route::Pty | Route::SharedPty => {
             let (master, slave) =
@@ -151,6 +239,11 @@ pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
             let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
             cmd.stderr(w);
             carried.push((File::from(OwnedFd::from(r)), ours(io::stderr().as_fd())?));
+        }
+        Route::Capture(into) => {
+            let (r, w) = io::pipe().map_err(|e| cannot("make a pipe", e))?;
+            cmd.stderr(w);
+            carried.push((File::from(OwnedFd::from(r)), Box::new(into)));
         }
         Route::SharedPty if stdout_slave.is_some() => {
             cmd.stderr(stdout_slave.take().map_or_else(Stdio::inherit, Stdio::from));
@@ -231,11 +324,14 @@ fn same_terminal() -> bool {
     out.is_some() && out == dev(io::stderr().as_fd())
 }
 
+/// Where a stream's masked bytes are written.
+type Sink = Box<dyn io::Write + Send>;
+
 /// A handle of our own on one of our output streams: unbuffered, so every masked chunk
 /// is written at once.
-fn ours(fd: BorrowedFd<'_>) -> Outcome<File> {
+fn ours(fd: BorrowedFd<'_>) -> Outcome<Sink> {
     fd.try_clone_to_owned()
-        .map(File::from)
+        .map(|fd| Box::new(File::from(fd)) as Sink)
         .map_err(|e| Failure::error(format!("cannot use our own output: {e}")))
 }
 
@@ -272,5 +368,26 @@ impl io::Read for PtyEnd {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => Ok(0),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::{CAPTURE_LIMIT, Captured};
+
+    #[test]
+    fn a_capture_keeps_the_first_64_kib_and_counts_the_rest() {
+        let c = Captured::default();
+        let mut w = c.clone();
+        w.write_all(b"hello ").expect("write");
+        assert_eq!(c.text(), ("hello ".to_owned(), false));
+        w.write_all(&vec![b'a'; CAPTURE_LIMIT]).expect("write");
+        let (text, cut) = c.text();
+        assert!(cut);
+        assert_eq!(text.len(), CAPTURE_LIMIT);
+        assert!(text.starts_with("hello aaa"));
+        assert_eq!(c.total(), 6 + CAPTURE_LIMIT as u64);
     }
 }

@@ -6,13 +6,19 @@
 //! and wait as `keygate get` does; read every value; start the child (`child.rs`); then
 //! supervise it: signals (`signals.rs`), the grants (`watch.rs`), restarts on change,
 //! SIGTERM / --grace / SIGKILL when a grant ends. docs/exec.md is the user's side of it.
+//!
+//! `keygate mcp`'s `run_with_secrets` walks the same path with the same functions: a
+//! [`Job`] says what to run, [`released_already`], [`file`] and [`read_granted`] get
+//! the values around its own wait, and [`supervise`] runs the child with its output
+//! captured instead of ours.
 
-mod bindings;
-mod child;
+pub mod bindings;
+pub mod child;
 mod signals;
 mod watch;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::Method;
@@ -26,7 +32,7 @@ use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 use self::bindings::Binding;
-use self::child::{Secret, Spec};
+use self::child::{Output, Secret, Spec};
 use self::watch::Event;
 use crate::args::ExecArgs;
 use crate::client::{Client, encode_name};
@@ -36,16 +42,181 @@ use crate::failure::{Failure, Outcome};
 /// How long output may still flow after the child is gone (see `Running::drain`).
 const DRAIN: Duration = Duration::from_secs(2);
 
+/// What to run, with which secrets, and how: `keygate exec`'s arguments, or a
+/// `run_with_secrets` call of `keygate mcp`.
+#[derive(Debug)]
+pub struct Job {
+    pub bindings: Vec<Binding>,
+    /// The command, never empty: the request is bound to it.
+    pub argv: Vec<String>,
+    /// Where the command runs (ours when `None`).
+    pub cwd: Option<PathBuf>,
+    pub reason: Option<String>,
+    pub ttl: Option<Duration>,
+    pub timeout: Option<Duration>,
+    /// How long the child has after SIGTERM before SIGKILL.
+    pub grace: Duration,
+    pub restart_on_change: bool,
+    pub output: Output,
+    /// Whether signals sent to us are passed on to the child (the command line; not
+    /// `keygate mcp`, which ends with its client).
+    pub forward_signals: bool,
+}
+
+impl Job {
+    /// The SHA-256 of the argv a grant for this job is bound to.
+    pub fn hash(&self) -> String {
+        command_hash(&self.argv)
+    }
+
+    /// Refuses a job that cannot run (no such program, no such directory) before anyone
+    /// is asked to approve it.
+    pub fn check(&self) -> Outcome {
+        let Some(program) = self.argv.first().filter(|p| !p.is_empty()) else {
+            return Err(Failure::error("the command is empty"));
+        };
+        if let Some(dir) = &self.cwd
+            && !dir.is_dir()
+        {
+            return Err(Failure::error(format!(
+                "cannot run in {}: no such directory",
+                dir.display()
+            )));
+        }
+        find_program(program, self.cwd.as_deref())
+    }
+}
+
+/// How the child ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// By itself.
+    Exited(std::process::ExitStatus),
+    /// A grant ended (revoked, expired): the child was stopped with `signal`.
+    Withdrawn { why: String, signal: i32 },
+    /// The caller gave up (a cancelled MCP call): the child was stopped with `signal`.
+    Stopped { signal: i32 },
+}
+
+impl Finished {
+    /// What `keygate exec` exits with: the child's code, or 128 + the signal that ended it.
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Exited(status) => exit_code(*status),
+            Self::Withdrawn { signal, .. } | Self::Stopped { signal } => {
+                u8::try_from(128 + signal).unwrap_or(255)
+            }
+        }
+    }
+}
+
 pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
     let bindings = bindings::collect(&args.env, &args.secret, std::env::vars_os())?;
-    let argv = std::mem::take(&mut args.command);
-    find_program(&argv[0])?;
-    let hash = command_hash(&argv);
+    let job = Job {
+        bindings,
+        argv: std::mem::take(&mut args.command),
+        cwd: None,
+        reason: args.reason.take(),
+        ttl: args.ttl,
+        timeout: args.timeout,
+        grace: args.grace,
+        restart_on_change: args.restart_on_change,
+        output: Output::Ours {
+            mask: !args.no_masking,
+        },
+        forward_signals: true,
+    };
+    job.check()?;
+    let hash = job.hash();
+    let released = acquire(client, &job, &hash).await?;
+    let finished = supervise(client, &job, &hash, released, std::future::pending()).await?;
+    Ok(finished.code())
+}
 
-    let released = acquire(client, &bindings, &argv, &hash, &args).await?;
+/// Every value: what a live grant for this command (or a rule) already allows, then one
+/// request for the rest, bound to the argv, waited for as `keygate get` waits.
+async fn acquire(client: &Client, job: &Job, hash: &str) -> Outcome<BTreeMap<SecretName, Release>> {
+    let (mut released, missing) = released_already(client, job, hash).await?;
+    if missing.is_empty() {
+        return Ok(released);
+    }
+    let view = file(client, job, &missing).await?;
+    let view = get::wait(client, view, job.timeout).await?;
+    read_granted(client, hash, &view, missing, &mut released).await?;
+    get::announce(&view);
+    Ok(released)
+}
 
+/// The values a live grant bound to this command (or an `allow` rule) serves already,
+/// and the secrets still to ask for.
+pub async fn released_already(
+    client: &Client,
+    job: &Job,
+    hash: &str,
+) -> Outcome<(BTreeMap<SecretName, Release>, Vec<SecretName>)> {
+    let mut released = BTreeMap::new();
+    let mut missing = Vec::new();
+    for secret in bindings::secrets(&job.bindings) {
+        match release(client, &secret, hash).await? {
+            Some(r) => {
+                released.insert(secret, r);
+            }
+            None => missing.push(secret),
+        }
+    }
+    Ok((released, missing))
+}
+
+/// Files one request for `missing`, bound to the job's argv.
+pub async fn file(client: &Client, job: &Job, missing: &[SecretName]) -> Outcome<RequestView> {
+    Ok(client
+        .call(
+            Method::POST,
+            "/v1/requests",
+            Some(&FileRequest {
+                secrets: missing.to_vec(),
+                reason: job.reason.clone().unwrap_or_default(),
+                ttl: job.ttl.map(keygate_proto::duration::format),
+                command: Some(job.argv.clone()),
+                host: get::hostname(),
+            }),
+        )
+        .await?)
+}
+
+/// Reads `missing` under the grant of `view`, an approved request.
+pub async fn read_granted(
+    client: &Client,
+    hash: &str,
+    view: &RequestView,
+    missing: Vec<SecretName>,
+    released: &mut BTreeMap<SecretName, Release>,
+) -> Outcome {
+    for secret in missing {
+        let r = release(client, &secret, hash).await?.ok_or_else(|| {
+            Failure::error(format!(
+                "request {} was approved but {secret} cannot be read under its grant (revoked or expired already?)",
+                view.id
+            ))
+        })?;
+        released.insert(secret, r);
+    }
+    Ok(())
+}
+
+/// Runs the child with the values and watches over it until it ends: it ends by
+/// itself, or is stopped (SIGTERM, the grace period, SIGKILL) when a grant ends or
+/// `stop` completes. Restarts it when a secret changes, if the job says so.
+pub async fn supervise(
+    client: &Client,
+    job: &Job,
+    hash: &str,
+    released: BTreeMap<SecretName, Release>,
+    stop: impl Future<Output = ()>,
+) -> Outcome<Finished> {
+    let argv = &job.argv;
     let grants = grants_of(&released);
-    if args.restart_on_change && released.values().any(|r| r.grant.is_none()) {
+    if job.restart_on_change && released.values().any(|r| r.grant.is_none()) {
         eprintln!(
             "keygate: --restart-on-change: secrets a rule allows outright have no grant to watch; changing them will not restart {}",
             argv[0]
@@ -65,19 +236,28 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
         })
         .collect();
 
-    let mut signals = signals::Signals::catch()
-        .map_err(|e| Failure::error(format!("cannot catch signals for the child: {e}")))?;
+    let mut signals = if job.forward_signals {
+        Some(
+            signals::Signals::catch()
+                .map_err(|e| Failure::error(format!("cannot catch signals for the child: {e}")))?,
+        )
+    } else {
+        None
+    };
     let (tx, mut events) = mpsc::unbounded_channel();
     for g in grants {
         watch::spawn(client.clone(), g, tx.clone());
     }
     drop(tx);
     let mut watching = true;
+    tokio::pin!(stop);
+    let mut stopped = false;
 
     let spec = |current: &BTreeMap<SecretName, Zeroizing<String>>| Spec {
-        argv: &argv,
-        env: environment(&bindings, current),
-        mask: !args.no_masking,
+        argv,
+        env: environment(&job.bindings, current),
+        cwd: job.cwd.as_deref(),
+        output: &job.output,
     };
     let mut running = child::spawn(&spec(&current), &masked)?;
     let program = &argv[0];
@@ -90,7 +270,7 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
             status = running.child.wait() => {
                 status.map_err(|e| Failure::error(format!("cannot wait for `{program}`: {e}")))?
             }
-            caught = signals.next() => {
+            caught = next_signal(signals.as_mut()) => {
                 if caught.signal == SIGWINCH {
                     // The kernel does not signal the child for a pty resized by us.
                     if running.follow_window_size() || !caught.from_terminal {
@@ -106,17 +286,28 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
                 }
                 continue;
             }
+            () = &mut stop, if !stopped => {
+                stopped = true;
+                if !matches!(stopping, Some(Stop::Ended(_) | Stop::Cancelled)) {
+                    if !matches!(stopping, Some(Stop::Restart(_))) {
+                        running.signal(SIGTERM);
+                        kill_at = Some(Instant::now() + job.grace);
+                    }
+                    stopping = Some(Stop::Cancelled);
+                }
+                continue;
+            }
             event = events.recv(), if watching => {
                 match event {
                     None => watching = false,
                     Some(Event::Ended { why }) => {
-                        if !matches!(stopping, Some(Stop::Ended)) {
+                        if !matches!(stopping, Some(Stop::Ended(_))) {
                             eprintln!("keygate: {why}; stopping {program}");
-                            if stopping.is_none() {
+                            if !matches!(stopping, Some(Stop::Cancelled | Stop::Restart(_))) {
                                 running.signal(SIGTERM);
-                                kill_at = Some(Instant::now() + args.grace);
+                                kill_at = Some(Instant::now() + job.grace);
                             }
-                            stopping = Some(Stop::Ended);
+                            stopping = Some(Stop::Ended(why));
                         }
                     }
                     Some(event @ (Event::Changed(_) | Event::Check)) => {
@@ -124,14 +315,14 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
                             Event::Changed(names) => (Some(names), false),
                             _ => (None, true),
                         };
-                        if args.restart_on_change
+                        if job.restart_on_change
                             && stopping.is_none()
-                            && let Some(new) = reread(client, &hash, &current, names.as_deref(), program, quiet).await
+                            && let Some(new) = reread(client, hash, &current, names.as_deref(), program, quiet).await
                         {
                             let which: Vec<&str> = new.keys().map(SecretName::as_str).collect();
                             eprintln!("keygate: {} changed; restarting {program}", which.join(", "));
                             running.signal(SIGTERM);
-                            kill_at = Some(Instant::now() + args.grace);
+                            kill_at = Some(Instant::now() + job.grace);
                             stopping = Some(Stop::Restart(new));
                         }
                     }
@@ -146,6 +337,7 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
             }
         };
         running.drain(DRAIN).await;
+        let signal = if killed { SIGKILL } else { SIGTERM };
         match stopping.take() {
             Some(Stop::Restart(new)) => {
                 for (name, value) in new {
@@ -159,68 +351,26 @@ pub async fn run(client: &Client, mut args: ExecArgs) -> Outcome<u8> {
                 kill_at = None;
                 killed = false;
             }
-            Some(Stop::Ended) => {
-                let signal = if killed { SIGKILL } else { SIGTERM };
-                return Ok(u8::try_from(128 + signal).unwrap_or(255));
-            }
-            None => return Ok(exit_code(status)),
+            Some(Stop::Ended(why)) => return Ok(Finished::Withdrawn { why, signal }),
+            Some(Stop::Cancelled) => return Ok(Finished::Stopped { signal }),
+            None => return Ok(Finished::Exited(status)),
         }
     }
 }
 
-/// Every value: what a live grant for this command (or a rule) already allows, then one
-/// request for the rest, bound to the argv, waited for as `keygate get` waits.
-async fn acquire(
-    client: &Client,
-    bindings: &[Binding],
-    argv: &[String],
-    hash: &str,
-    args: &ExecArgs,
-) -> Outcome<BTreeMap<SecretName, Release>> {
-    let mut released: BTreeMap<SecretName, Release> = BTreeMap::new();
-    let mut missing = Vec::new();
-    for secret in bindings::secrets(bindings) {
-        match release(client, &secret, hash).await? {
-            Some(r) => {
-                released.insert(secret, r);
-            }
-            None => missing.push(secret),
-        }
+async fn next_signal(signals: Option<&mut signals::Signals>) -> signals::Caught {
+    match signals {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
-    if missing.is_empty() {
-        return Ok(released);
-    }
-    let view: RequestView = client
-        .call(
-            Method::POST,
-            "/v1/requests",
-            Some(&FileRequest {
-                secrets: missing.clone(),
-                reason: args.reason.clone().unwrap_or_default(),
-                ttl: args.ttl.map(keygate_proto::duration::format),
-                command: Some(argv.to_vec()),
-                host: get::hostname(),
-            }),
-        )
-        .await?;
-    let view = get::wait(client, view, args.timeout).await?;
-    for secret in missing {
-        let r = release(client, &secret, hash).await?.ok_or_else(|| {
-            Failure::error(format!(
-                "request {} was approved but {secret} cannot be read under its grant (revoked or expired already?)",
-                view.id
-            ))
-        })?;
-        released.insert(secret, r);
-    }
-    get::announce(&view);
-    Ok(released)
 }
 
 /// Why keygate is stopping the child.
 enum Stop {
-    /// A grant ended: keygate exits 128 + the signal it took.
-    Ended,
+    /// A grant ended (why, for people): keygate exits 128 + the signal it took.
+    Ended(String),
+    /// The caller gave up.
+    Cancelled,
     /// Secrets changed: start the child again with these values.
     Restart(BTreeMap<SecretName, Zeroizing<String>>),
 }
@@ -310,14 +460,15 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
     }
 }
 
-/// Refuses a program that cannot run, before anyone is asked to approve it.
-fn find_program(program: &str) -> Outcome {
+/// Refuses a program that cannot run, before anyone is asked to approve it. A program
+/// named with a `/` is found from `cwd`, as the child will look for it.
+fn find_program(program: &str, cwd: Option<&Path>) -> Outcome {
     use std::os::unix::fs::PermissionsExt as _;
     let runnable = |p: &std::path::Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     let found = if program.contains('/') {
-        runnable(std::path::Path::new(program))
+        runnable(&cwd.map_or_else(|| PathBuf::from(program), |dir| dir.join(program)))
     } else {
         std::env::var_os("PATH").is_some_and(|path| {
             std::env::split_paths(&path).any(|dir| runnable(&dir.join(program)))

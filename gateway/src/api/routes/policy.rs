@@ -1,8 +1,9 @@
 //! `GET /v1/policy/check?agent=&secret=` (operator): which rule decides, and what.
+//! `GET /v1/policy/secrets` (agent): the stored secrets it may ask for, and how.
 
 use hyper::StatusCode;
 use keygate_policies::Decision;
-use keygate_proto::api::PolicyCheck;
+use keygate_proto::api::{AskableSecret, PolicyCheck};
 use keygate_proto::{AgentName, SecretName};
 
 use super::Reply;
@@ -38,4 +39,27 @@ pub fn check(gate: &Ctx, caller: &Caller, q: Option<&str>) -> Reply {
             approver_groups: groups,
         },
     ))
+}
+
+/// `GET /v1/policy/secrets` (agent): the stored secrets whose rule for this agent is
+/// `allow` or `ask`, with that decision; names only. A secret the policy denies it is
+/// left out: an agent learns no name it could never use.
+pub async fn askable(gate: &Ctx, caller: &Caller) -> Reply {
+    let agent = auth::agent(caller)?;
+    let policy = gate.policy();
+    let mut out = Vec::new();
+    for meta in gate.list_secrets().await? {
+        let eval = policy.evaluate(&agent.name, &meta.name, None);
+        let decision = match eval.decision {
+            Decision::Allow => "allow",
+            Decision::Ask { .. } => "ask",
+            Decision::Deny => continue,
+        };
+        out.push(AskableSecret {
+            name: meta.name,
+            decision: decision.into(),
+            rule: eval.rule,
+        });
+    }
+    Ok(reply(StatusCode::OK, &out))
 }
