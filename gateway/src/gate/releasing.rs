@@ -177,3 +177,6 @@ impl Gate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
