@@ -3,6 +3,7 @@
 
 mod demo;
 mod discord;
+mod man;
 mod serve;
 mod simulator;
 
@@ -68,6 +69,12 @@ enum Command {
         #[arg(long)]
         control_port: Option<u16>,
     },
+    /// Print keygated's man page, keygated(8), in roff on stdout.
+    #[command(after_long_help = "\
+EXAMPLES:
+  keygated man | man -l -
+  keygated man > /usr/local/share/man/man8/keygated.8")]
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +84,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Man)) {
+        return man::print();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // The demo speaks for itself; its daemon only says what goes wrong.
         let quiet = matches!(cli.command, Some(Command::Demo { .. }));
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
                 rest_port,
                 control_port,
             } => simulator::run(gateway_port, rest_port, control_port).await,
+            Command::Man => unreachable!("printed before the runtime starts"),
         }
     });
     match result {
