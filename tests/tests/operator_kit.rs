@@ -171,6 +171,23 @@ fn man_renders_the_pages_of_both_binaries() {
     ] {
         assert!(pages.join(name).is_file(), "no {name} in --dir");
     }
+    let pages8 = dir.path().join("man8");
+    std::fs::create_dir(&pages8).unwrap();
+    run(Command::new(bin("keygated"))
+        .args(["man", "--dir"])
+        .arg(&pages8));
+    for name in [
+        "keygated.8",
+        "keygated-serve.8",
+        "keygated-demo.8",
+        "keygated-man.8",
+    ] {
+        assert!(
+            pages8.join(name).is_file(),
+            "no {name} in keygated man --dir"
+        );
+    }
+    assert!(man_render(&pages8.join("keygated-demo.8")).contains("--once"));
     let text = man_render(&pages.join("keygate-exec.1"));
     for part in ["keygate exec", "--reason", "--grace"] {
         assert!(
