@@ -317,3 +317,37 @@ fn exposure_is_read_from_the_report() {
     assert_eq!(exposure(report), Some(1.2));
     assert_eq!(exposure("nothing"), None);
 }
+
+/// Hardening that would break keygated scores better too: these lines keep a lower score
+/// from being bought with a daemon that cannot reach Discord, its files or its socket.
+#[test]
+fn the_units_keep_what_keygated_needs() {
+    for (unit, _, _) in units() {
+        let text = std::fs::read_to_string(&unit).unwrap();
+        let has = |line: &str| text.lines().any(|l| l.trim() == line);
+        for line in [
+            "LimitCORE=0",
+            "NoNewPrivileges=yes",
+            "MemoryDenyWriteExecute=yes",
+            "StateDirectory=keygate",
+            "RuntimeDirectory=keygate",
+            "RuntimeDirectoryMode=0700",
+            // Discord (outbound HTTPS), the optional TCP listener, the Unix socket.
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+        ] {
+            assert!(has(line), "{} lacks {line}", unit.display());
+        }
+        for line in ["PrivateNetwork=yes", "IPAddressDeny=any"] {
+            assert!(
+                !has(line),
+                "{}: {line} cuts keygated off Discord",
+                unit.display()
+            );
+        }
+    }
+    let system = std::fs::read_to_string(units()[0].0.clone()).unwrap();
+    // No user session under systemd: no Secret Service, so the encrypted file.
+    assert!(system.contains("Environment=KEYGATE_SECRET_STORE=file"));
+    assert!(system.contains("User=keygate"));
+}
