@@ -1,6 +1,7 @@
 //! The command line of `keygate`, as SPEC.md fixes it. Parsing only: each command is
 //! carried out by its own file under `commands/`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -126,6 +127,30 @@ EXAMPLE:
 
 See docs/mcp.md for Codex, Cursor and VS Code, and what each tool returns.")]
     Mcp,
+    /// Print a completion script for SHELL on stdout.
+    #[command(after_long_help = "\
+EXAMPLES:
+  source <(keygate completions bash)                           # this shell only
+  keygate completions bash > ~/.local/share/bash-completion/completions/keygate
+  keygate completions zsh > \"${fpath[1]}/_keygate\"
+  keygate completions fish > ~/.config/fish/completions/keygate.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print keygate's man page (roff) on stdout, or write a page per command into --dir.
+    ///
+    /// With --dir, writes keygate.1 and one page per subcommand (keygate-get.1,
+    /// keygate-secrets-set.1, …), each with that command's full options.
+    #[command(after_long_help = "\
+EXAMPLES:
+  keygate man | man -l -
+  keygate man --dir /usr/local/share/man/man1")]
+    Man {
+        /// Write keygate.1 and a page per subcommand into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,8 @@ use keygate_proto::hardening::CoreLimit;
 
 use crate::args::{AgentsCommand, Command, PolicyCommand, SecretsCommand};
 use crate::commands::{
-    agents, audit, decide, exec, get, grants, mcp, policy, requests, secrets, status, store,
+    agents, audit, completions, decide, exec, get, grants, man, mcp, policy, requests, secrets,
+    status, store,
 };
 use crate::failure::{Exit, Outcome};
 
@@ -48,6 +49,12 @@ fn main() -> ExitCode {
 
 /// Runs one command; the exit code on success (0, or `exec`'s child's own).
 async fn run(command: Command) -> Outcome<u8> {
+    // These two describe the CLI itself: no daemon, no token, no environment needed.
+    match command {
+        Command::Completions { shell } => return completions::run(shell).map(|()| 0),
+        Command::Man { dir } => return man::run(dir.as_deref()).map(|()| 0),
+        _ => {}
+    }
     let client = client::Client::from_env()?;
     let done = match command {
         Command::Exec(args) => return exec::run(&client, args).await,
@@ -73,6 +80,7 @@ async fn run(command: Command) -> Outcome<u8> {
         Command::Audit(args) => audit::run(&client, args).await,
         Command::Status(args) => status::run(&client, args).await,
         Command::Mcp => mcp::run(client).await,
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     };
     done.map(|()| 0)
 }

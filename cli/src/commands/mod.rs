@@ -2,10 +2,12 @@
 
 pub mod agents;
 pub mod audit;
+pub mod completions;
 pub mod decide;
 pub mod exec;
 pub mod get;
 pub mod grants;
+pub mod man;
 pub mod mcp;
 pub mod policy;
 pub mod requests;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod discord;
+mod man;
 mod serve;
 mod simulator;
 
@@ -68,6 +69,17 @@ enum Command {
         #[arg(long)]
         control_port: Option<u16>,
     },
+    /// Print keygated's man page, keygated(8), in roff on stdout, or write a page per
+    /// command into --dir.
+    #[command(after_long_help = "\
+EXAMPLES:
+  keygated man | man -l -
+  keygated man --dir /usr/local/share/man/man8")]
+    Man {
+        /// Write keygated.8 and a page per subcommand into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +89,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
+    if let Some(Command::Man { dir }) = &cli.command {
+        return man::print(dir.as_deref());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // The demo speaks for itself; its daemon only says what goes wrong.
         let quiet = matches!(cli.command, Some(Command::Demo { .. }));
@@ -106,6 +121,7 @@ fn main() -> ExitCode {
                 rest_port,
                 control_port,
             } => simulator::run(gateway_port, rest_port, control_port).await,
+            Command::Man { .. } => unreachable!("printed before the runtime starts"),
         }
     });
     match result {
