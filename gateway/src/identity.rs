@@ -154,12 +154,22 @@ pub struct Identities {
 }
 
 /// The token a connection last presented, and whose it was (see
-/// [`Identities::authenticate_remembered`]). Zeroized when dropped.
-#[derive(Debug)]
+/// [`Identities::authenticate_remembered`]). Zeroized when dropped; its `Debug` shows
+/// whose token it is, never the token.
 pub struct Remembered {
     token: zeroize::Zeroizing<Vec<u8>>,
     caller: Caller,
     epoch: u64,
+}
+
+impl std::fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remembered")
+            .field("token", &"<redacted>")
+            .field("caller", &self.caller)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
 }
 
 impl Identities {

@@ -18,6 +18,8 @@ mod extending;
 mod filing;
 mod releasing;
 mod revoking;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

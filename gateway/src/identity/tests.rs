@@ -206,3 +206,18 @@ fn a_remembered_token_answers_as_a_looked_up_one_until_the_agents_change() {
     ids.remove(&name("a")).unwrap();
     assert_eq!(ids.authenticate_remembered(a, &mut memo), None);
 }
+
+#[test]
+fn a_remembered_token_never_shows_in_debug() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let token = ids.add(&name("a")).unwrap();
+    let mut memo = None;
+    ids.authenticate_remembered(token.expose_secret(), &mut memo)
+        .unwrap();
+    let shown = format!("{memo:?}");
+    assert!(!shown.contains(token.expose_secret()), "{shown}");
+    let bytes = format!("{:?}", token.expose_secret().as_bytes());
+    assert!(!shown.contains(&bytes[1..bytes.len() - 1]), "{shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+}

@@ -5,19 +5,15 @@
 
 use std::sync::Mutex;
 
-use keygate_policies::{Approvers, Policy};
+use keygate_policies::Approvers;
 use keygate_proto::api::RequestStatus;
 use keygate_proto::approval::{Approver, BoxFuture, ChannelError};
 use keygate_proto::{AgentName, RoleId, UserId};
-use secrecy::ExposeSecret as _;
 
 use super::*;
-use crate::audit::AuditLog;
-use crate::config::Limits;
 use crate::grants::Ended;
-use crate::identity::{Agent, Identities};
+use crate::identity::Agent;
 use crate::requests::tests::request;
-use crate::store::MemoryStore;
 
 /// An approval channel that remembers what it was told.
 #[derive(Debug, Default)]
@@ -51,24 +47,12 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
-        let ids = Identities::load(
-            &dir.path().join("operator.token"),
-            &dir.path().join("agents.json"),
-        )
-        .unwrap();
-        let token = ids.add(&AgentName::new("ci-one").unwrap()).unwrap();
-        let Some(Caller::Agent(agent)) = ids.authenticate(token.expose_secret()) else {
-            panic!("the agent's own token")
-        };
-        let (gate, ended) = Gate::new(
-            Policy::empty(),
-            Arc::new(MemoryStore::new()),
-            audit,
-            ids,
-            Limits::default(),
-        );
+        let crate::gate::testing::TestGate {
+            gate,
+            agent,
+            ended,
+            dir,
+        } = crate::gate::testing::TestGate::new();
         let heard = Arc::new(Heard::default());
         gate.add_channel(Arc::clone(&heard) as Arc<dyn keygate_proto::approval::ApprovalChannel>);
         Self {

@@ -6,22 +6,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use keygate_policies::Policy;
 use keygate_proto::api::GrantRef;
 use keygate_proto::approval::Decider;
 use std::time::Duration;
 
-use keygate_proto::{AgentName, GrantId, RequestId, SecretValue, Timestamp};
-use secrecy::ExposeSecret as _;
+use keygate_proto::{GrantId, RequestId, SecretValue, Timestamp};
 
 use super::*;
-use crate::audit::{Actor, AuditLog};
-use crate::config::Limits;
+use crate::audit::Actor;
 use crate::gate::{Outcome, Selector, Verdict};
 use crate::grants::Ended;
-use crate::identity::{Caller, Identities};
 use crate::requests::tests::request;
-use crate::store::MemoryStore;
 
 struct Fixture {
     gate: Arc<Gate>,
@@ -36,24 +31,12 @@ impl Fixture {
     /// A gate whose store holds `github/token` and `npm/token`, and one agent.
     #[allow(clippy::unwrap_used)]
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
-        let ids = Identities::load(
-            &dir.path().join("operator.token"),
-            &dir.path().join("agents.json"),
-        )
-        .unwrap();
-        let token = ids.add(&AgentName::new("ci-one").unwrap()).unwrap();
-        let Some(Caller::Agent(agent)) = ids.authenticate(token.expose_secret()) else {
-            panic!("the agent's own token")
-        };
-        let (gate, ended) = Gate::new(
-            Policy::empty(),
-            Arc::new(MemoryStore::new()),
-            audit,
-            ids,
-            Limits::default(),
-        );
+        let crate::gate::testing::TestGate {
+            gate,
+            agent,
+            ended,
+            dir,
+        } = crate::gate::testing::TestGate::new();
         let f = Self {
             gate,
             agent,
