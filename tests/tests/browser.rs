@@ -1,0 +1,149 @@
+//! `keygated demo` in a real browser: Debian's Chromium at a phone's 375×812, driven by
+//! Selenium (`tests/browser/driver.py`). The page the demo prints loads; a request the
+//! agent files appears without a reload; an outsider's tap on Approve gets the bot's
+//! refusal, shown to them alone; the approver's tap releases the secret to the waiting
+//! agent, and the page then shows the approved message. A reason holding markup is
+//! shown as the text it is. Screenshots land in `<target>/browser-shots/` (the ones in
+//! `docs/` come from here). Skips, loudly, where no browser can be had; CI sets
+//! `KEYGATE_REQUIRE_BROWSER=1` so it runs there.
+// Helpers outside #[test] fns fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use keygate_tests::browser::{Interruptible, Lines, Session, browser};
+use keygate_tests::{bin, finish};
+
+/// The demo's second secret, left for trying the flow by hand.
+const SECRET: &str = "demo/db-password";
+const VALUE: &str = "hunter2-demo";
+/// Markup a requester could put in a reason: it must be shown, never run.
+const REASON: &str =
+    "<script>window.__kgPwned=1</script><img src=x onerror=\"window.__kgPwned=2\"> ship it";
+
+/// The value after `KEY=` on the line that has it.
+fn value_after(line: &str, key: &str) -> String {
+    let at = line.find(key).unwrap() + key.len();
+    line[at..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn the_demo_is_approved_from_a_phone_sized_browser() {
+    let Some(b) = browser() else { return };
+    let mut demo = Command::new(bin("keygated"))
+        .arg("demo")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut out = Lines::of(&mut demo);
+    let demo = Interruptible(demo);
+    let wait = Duration::from_secs(60);
+    let page = out.wait_for(wait, "the page's address", |l| {
+        l.contains("Approve from your browser: http://127.0.0.1:")
+    });
+    let page = value_after(&page, "Approve from your browser: ");
+    let url = value_after(
+        &out.wait_for(wait, "KEYGATE_URL", |l| l.contains("KEYGATE_URL=")),
+        "KEYGATE_URL=",
+    );
+    let token = value_after(
+        &out.wait_for(wait, "KEYGATE_TOKEN", |l| l.contains("KEYGATE_TOKEN=kga_")),
+        "KEYGATE_TOKEN=",
+    );
+
+    let shots = bin("keygate")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("browser-shots");
+    let mut driver = Session::start(&b, &page, &shots, SECRET);
+    let loaded = driver.event("loaded");
+    assert_eq!(loaded["width"], 375, "{loaded}");
+    assert_eq!(
+        loaded["overflow"], false,
+        "the page scrolls sideways at 375 px: {loaded}"
+    );
+    assert_eq!(loaded["status"], "live", "{loaded}");
+
+    // The agent asks, and waits.
+    let agent = Command::new(bin("keygate"))
+        .args(["get", SECRET, "--reason", REASON])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KEYGATE_URL", &url)
+        .env("KEYGATE_TOKEN", &token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // It appears on the open page, no reload, pending, with its buttons in colour, and
+    // its reason's markup as plain text that ran nothing.
+    let pending = driver.event("pending");
+    assert_eq!(pending["marker"], "no reload", "{pending}");
+    let text = pending["text"].as_str().unwrap();
+    assert!(text.contains("Approval needed"), "{text}");
+    assert!(
+        text.contains("<script>window.__kgPwned=1</script>"),
+        "{text}"
+    );
+    assert!(text.contains("<img src=x"), "{text}");
+    assert_eq!(pending["markup_elements"], 0, "{pending}");
+    assert_eq!(pending["pwned"], serde_json::Value::Null, "{pending}");
+    assert_eq!(pending["overflow"], false, "{pending}");
+    // The bot's amber bar and green / red buttons, as Discord draws them.
+    assert_eq!(pending["bar"], "rgb(241, 196, 15)", "{pending}");
+    let buttons = pending["buttons"].as_array().unwrap();
+    let class_of = |label: &str| {
+        let b = buttons.iter().find(|b| b["label"] == label);
+        let b = b.unwrap_or_else(|| panic!("no {label} button in {buttons:?}"));
+        b["class"].as_str().unwrap().to_owned()
+    };
+    assert!(
+        class_of("Approve").contains("style-3"),
+        "green: {buttons:?}"
+    );
+    assert!(class_of("Deny").contains("style-4"), "red: {buttons:?}");
+    assert!(
+        class_of("Approve…").contains("style-1"),
+        "blurple: {buttons:?}"
+    );
+
+    // The outsider's tap: refused, in a reply the approver does not see.
+    let refused = driver.event("refused");
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap()
+            .contains("You are not an approver"),
+        "{refused}"
+    );
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap()
+            .contains("Only you can see this"),
+        "{refused}"
+    );
+    assert_eq!(refused["hidden_from_others"], true, "{refused}");
+
+    // The approver's tap: the agent gets the secret, the page shows who approved.
+    let approved = driver.event("approved");
+    let text = approved["text"].as_str().unwrap();
+    assert!(text.contains("Approved"), "{text}");
+    assert!(text.contains("demo-approver"), "{text}");
+    assert_eq!(approved["marker"], "no reload", "{approved}");
+    assert_eq!(approved["bar"], "rgb(46, 204, 113)", "{approved}");
+    let got = finish(agent);
+    assert_eq!(got.code, 0, "{got:?}");
+    assert_eq!(got.stdout, format!("{VALUE}\n"));
+    driver.finish();
+    drop(demo);
+    for shot in ["demo-pending.png", "demo-refused.png", "demo-approved.png"] {
+        assert!(shots.join(shot).exists(), "{shot}");
+    }
+}
