@@ -9,7 +9,8 @@
 // Helpers outside #[test] fns fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Stdio};
+use std::io::{Read as _, Write as _};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use keygate_tests::browser::{Interruptible, Lines, Session, browser};
@@ -28,10 +29,10 @@ fn value_after(line: &str, key: &str) -> String {
     line[at..].split_whitespace().next().unwrap().to_owned()
 }
 
-#[test]
-fn the_demo_is_approved_from_a_phone_sized_browser() {
-    let Some(b) = browser() else { return };
-    let mut demo = Command::new(bin("keygated"))
+/// `keygated demo`, serving on, and what it printed: the page's address, the agent's
+/// `KEYGATE_URL` and `KEYGATE_TOKEN`.
+fn demo() -> (Interruptible, String, String, String) {
+    let mut demo: Child = Command::new(bin("keygated"))
         .arg("demo")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -45,14 +46,55 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
         l.contains("Approve from your browser: http://127.0.0.1:")
     });
     let page = value_after(&page, "Approve from your browser: ");
-    let url = value_after(
-        &out.wait_for(wait, "KEYGATE_URL", |l| l.contains("KEYGATE_URL=")),
-        "KEYGATE_URL=",
+    let url = out.wait_for(wait, "KEYGATE_URL", |l| l.contains("KEYGATE_URL="));
+    let token = out.wait_for(wait, "KEYGATE_TOKEN", |l| l.contains("KEYGATE_TOKEN=kga_"));
+    (
+        demo,
+        page,
+        value_after(&url, "KEYGATE_URL="),
+        value_after(&token, "KEYGATE_TOKEN="),
+    )
+}
+
+/// No browser needed: the demo prints where to approve, and that address serves the
+/// page with its Content-Security-Policy.
+#[test]
+fn the_demo_prints_where_to_approve_and_serves_the_page_there() {
+    let (_demo, page, url, token) = demo();
+    assert!(page.ends_with('/'), "{page}");
+    assert!(url.starts_with("unix://"), "{url}");
+    assert!(token.starts_with("kga_"), "{token}");
+    let addr = page.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
     );
-    let token = value_after(
-        &out.wait_for(wait, "KEYGATE_TOKEN", |l| l.contains("KEYGATE_TOKEN=kga_")),
-        "KEYGATE_TOKEN=",
+    let csp = keygate_discord_sim::CSP.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("content-security-policy: {csp}")),
+        "{head}"
     );
+    assert!(answer.contains("<script src=\"/page.js\" defer></script>"));
+}
+
+#[test]
+fn the_demo_is_approved_from_a_phone_sized_browser() {
+    let Some(b) = browser() else { return };
+    let (demo, page, url, token) = demo();
 
     let shots = bin("keygate")
         .parent()
