@@ -7,7 +7,11 @@ object a line on stdout, each an event the test waits for:
   loaded    the page is up and live (the test now files a request as the agent)
   pending   the request's message appeared without a reload; its text and buttons
   refused   the outsider pressed Approve; the reply only they see
-  approved  the approver pressed Approve; the message as it then reads
+  denied    the approver pressed Deny…, filled in its form and submitted it; the
+            form as shown and the message as it then reads (the test now files a
+            second request)
+  approved  the approver pressed Approve on the second request; its message as it
+            then reads
   done      the browser is closed
 
 and exits non-zero, after an `error` event, if anything is not as it should be.
@@ -64,11 +68,17 @@ def text_of(el):
     return el.text.replace("\u200b", "")
 
 
-def request_message(driver, secret):
+def request_message(driver, secret, skip=()):
+    """The newest request message for `secret`, other than those whose ids are in `skip`."""
+    found = None
     for m in driver.find_elements(By.CSS_SELECTOR, "#messages article.msg"):
-        if m.get_attribute("data-ephemeral") != "true" and secret in text_of(m):
-            return m
-    return None
+        if (
+            m.get_attribute("data-ephemeral") != "true"
+            and m.get_attribute("data-id") not in skip
+            and secret in text_of(m)
+        ):
+            found = m
+    return found
 
 
 def button(message, label):
@@ -78,11 +88,11 @@ def button(message, label):
     return None
 
 
-def press(driver, secret, label):
+def press(driver, secret, label, skip=()):
     """Click the button `label` on the request's message, retrying if it is redrawn."""
 
     def click():
-        m = request_message(driver, secret)
+        m = request_message(driver, secret, skip)
         b = m and button(m, label)
         if b:
             b.click()
@@ -181,27 +191,63 @@ def run(driver, url, shots, secret):
     hidden = until("the refusal to vanish for the approver", lambda: "gone" if refusal() is None else None)
     say("refused", text=refused, hidden_from_others=hidden == "gone")
 
-    # The approver's tap releases the secret to the waiting agent.
-    press(driver, secret, "Approve")
+    # The approver denies this one through the Deny… form, with a reason.
+    first = request_message(driver, secret).get_attribute("data-id")
+    press(driver, secret, "Deny…")
+    form = until("the Deny… form", lambda: visible_modal(driver))
+    title = form.find_element(By.TAG_NAME, "h2").text
+    labels = [l.text for l in form.find_elements(By.TAG_NAME, "label")]
+    field = form.find_element(By.CSS_SELECTOR, "textarea, input")
+    field.send_keys("not on a Friday")
+    driver.save_screenshot(os.path.join(shots, "demo-modal.png"))
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    def denied():
+        m = request_message(driver, secret)
+        return m if m and "Denied" in text_of(m) and button(m, "Deny") is None else None
+
+    m = until("the message to show the denial", denied)
+    until("the form to close", lambda: "closed" if visible_modal(driver) is None else None)
+    say("denied", id=first, text=text_of(m), modal_title=title, modal_labels=labels,
+        bar=bar_of(driver, m), buttons=buttons_of(m))
+
+    # The agent asks again (the test does it); the approver's tap releases the secret.
+    until("the second request's Approve button",
+          lambda: button(request_message(driver, secret, (first,)), "Approve"))
+    press(driver, secret, "Approve", (first,))
 
     def approved():
-        m = request_message(driver, secret)
+        m = request_message(driver, secret, (first,))
         return m if m and "Approved" in text_of(m) and button(m, "Approve") is None else None
 
     m = until("the message to show the approval", approved)
     driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", m)
     time.sleep(0.2)  # let the redraw settle before the picture (not a wait for state)
     driver.save_screenshot(os.path.join(shots, "demo-approved.png"))
-    m = request_message(driver, secret)
-    bar = driver.execute_script(
+    m = request_message(driver, secret, (first,))
+    say("approved", text=text_of(m), bar=bar_of(driver, m), buttons=buttons_of(m),
+        marker=driver.execute_script("return window.__kgMarker"))
+
+
+def visible_modal(driver):
+    layer = driver.find_element(By.ID, "modal-layer")
+    if layer.get_attribute("hidden") is not None:
+        return None
+    forms = layer.find_elements(By.CSS_SELECTOR, "form.modal")
+    return forms[0] if forms else None
+
+
+def bar_of(driver, m):
+    return driver.execute_script(
         "return getComputedStyle(arguments[0].querySelector('.embed')).borderLeftColor", m
     )
-    buttons = [
+
+
+def buttons_of(m):
+    return [
         {"label": b.text.strip(), "class": b.get_attribute("class"), "enabled": b.is_enabled()}
         for b in m.find_elements(By.CSS_SELECTOR, "button.btn")
     ]
-    say("approved", text=text_of(m), bar=bar, buttons=buttons,
-        marker=driver.execute_script("return window.__kgMarker"))
 
 
 if __name__ == "__main__":

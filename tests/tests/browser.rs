@@ -1,8 +1,9 @@
 //! `keygated demo` in a real browser: Debian's Chromium at a phone's 375×812, driven by
 //! Selenium (`tests/browser/driver.py`). The page the demo prints loads; a request the
 //! agent files appears without a reload; an outsider's tap on Approve gets the bot's
-//! refusal, shown to them alone; the approver's tap releases the secret to the waiting
-//! agent, and the page then shows the approved message. A reason holding markup is
+//! refusal, shown to them alone; the approver's Deny… opens its form, whose reason the
+//! waiting agent is told; on the agent's next request the approver's tap on Approve
+//! releases the secret to it, and the page then shows the approved message. A reason holding markup is
 //! shown as the text it is. Screenshots land in `<target>/browser-shots/` (the ones in
 //! `docs/` come from here). Skips, loudly, where no browser can be had; CI sets
 //! `KEYGATE_REQUIRE_BROWSER=1` so it runs there.
@@ -27,6 +28,21 @@ const REASON: &str =
 fn value_after(line: &str, key: &str) -> String {
     let at = line.find(key).unwrap() + key.len();
     line[at..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// The agent's `keygate get SECRET --reason REASON`, waiting for a decision.
+fn ask(url: &str, token: &str, reason: &str) -> Child {
+    Command::new(bin("keygate"))
+        .args(["get", SECRET, "--reason", reason])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KEYGATE_URL", url)
+        .env("KEYGATE_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// `keygated demo`, serving on, and what it printed: the page's address, the agent's
@@ -111,17 +127,7 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
     assert_eq!(loaded["status"], "live", "{loaded}");
 
     // The agent asks, and waits.
-    let agent = Command::new(bin("keygate"))
-        .args(["get", SECRET, "--reason", REASON])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KEYGATE_URL", &url)
-        .env("KEYGATE_TOKEN", &token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let agent = ask(&url, &token, REASON);
 
     // It appears on the open page, no reload, pending, with its buttons in colour, and
     // its reason's markup as plain text that ran nothing.
@@ -173,7 +179,39 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
     );
     assert_eq!(refused["hidden_from_others"], true, "{refused}");
 
-    // The approver's tap: the agent gets the secret, the page shows who approved.
+    // The approver's Deny…: a form asks the reason; the agent is told it.
+    let denied = driver.event("denied");
+    assert!(
+        denied["modal_title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Deny req_"),
+        "{denied}"
+    );
+    assert!(
+        denied["modal_labels"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Reason (the agent is told)"),
+        "{denied}"
+    );
+    let text = denied["text"].as_str().unwrap();
+    assert!(text.contains("Denied"), "{text}");
+    assert!(text.contains("demo-approver"), "{text}");
+    assert!(text.contains("not on a Friday"), "{text}");
+    assert_eq!(denied["bar"], "rgb(231, 76, 60)", "{denied}");
+    assert!(
+        denied["buttons"].as_array().unwrap().is_empty(),
+        "a denied request has no buttons left: {denied}"
+    );
+    let got = finish(agent);
+    assert_ne!(got.code, 0, "{got:?}");
+    assert!(got.stdout.is_empty(), "{got:?}");
+    assert!(got.stderr.contains("not on a Friday"), "{got:?}");
+
+    // The agent asks again; the approver's tap on Approve releases the secret, and the
+    // page shows who approved.
+    let agent = ask(&url, &token, "ship it, take two");
     let approved = driver.event("approved");
     let text = approved["text"].as_str().unwrap();
     assert!(text.contains("Approved"), "{text}");
@@ -185,7 +223,12 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
     assert_eq!(got.stdout, format!("{VALUE}\n"));
     driver.finish();
     drop(demo);
-    for shot in ["demo-pending.png", "demo-refused.png", "demo-approved.png"] {
+    for shot in [
+        "demo-pending.png",
+        "demo-refused.png",
+        "demo-modal.png",
+        "demo-approved.png",
+    ] {
         assert!(shots.join(shot).exists(), "{shot}");
     }
 }
