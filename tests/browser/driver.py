@@ -186,10 +186,21 @@ def run(driver, url, shots, secret):
     driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", r)
     driver.save_screenshot(os.path.join(shots, "demo-refused.png"))
     refused = text_of(r)
-    # Only the presser sees it: as the approver, the reply is not there.
+
+    # Someone typed in by id (with a role) is refused too, and sees only their own reply.
+    press_as(driver, "other")
+    typed = driver.find_element(By.ID, "other-id")
+    typed.clear()
+    typed.send_keys("100000000000000003:7")
+    until("the outsider's reply to vanish for the typed-in user", lambda: "gone" if refusal() is None else None)
+    press(driver, secret, "Approve")
+    until("the typed-in user's refusal", refusal)
+    replies = len(driver.find_elements(By.CSS_SELECTOR, "#messages article.msg[data-ephemeral='true']"))
+
+    # Only the presser sees it: as the approver, neither reply is there.
     press_as(driver, APPROVER)
     hidden = until("the refusal to vanish for the approver", lambda: "gone" if refusal() is None else None)
-    say("refused", text=refused, hidden_from_others=hidden == "gone")
+    say("refused", text=refused, hidden_from_others=hidden == "gone", typed_user_replies=replies)
 
     # The approver denies this one through the Deny… form, with a reason.
     first = request_message(driver, secret).get_attribute("data-id")

@@ -178,6 +178,10 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
         "{refused}"
     );
     assert_eq!(refused["hidden_from_others"], true, "{refused}");
+    assert_eq!(
+        refused["typed_user_replies"], 1,
+        "their own reply only: {refused}"
+    );
 
     // The approver's Deny…: a form asks the reason; the agent is told it.
     let denied = driver.event("denied");

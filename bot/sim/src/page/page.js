@@ -37,8 +37,11 @@
   function presser() {
     const sel = $('person');
     if (sel.value === OTHER) {
-      const id = $('other-id').value.trim();
-      return /^\d{1,20}$/.test(id) ? { user_id: id, name: 'user' + id, roles: [] } : null;
+      // "42" or, with role ids, "42:7,8".
+      const m = /^(\d{1,20})(?:\s*:\s*(\d{1,20}(?:\s*,\s*\d{1,20})*))?$/.exec($('other-id').value.trim());
+      if (!m) return null;
+      const roles = m[2] ? m[2].split(',').map((r) => r.trim()) : [];
+      return { user_id: m[1], name: 'user' + m[1], roles };
     }
     return people().find((p) => p.user_id === sel.value) || null;
   }
