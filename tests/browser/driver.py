@@ -1,7 +1,9 @@
 """Drive the Discord simulator's page (`keygated demo`'s "Approve from your browser")
 in a real Chromium, through chromedriver and Selenium, at a phone's 375x812 viewport.
 
-Run by tests/tests/browser.rs: `driver.py PAGE_URL SHOTS_DIR SECRET`. It prints one JSON
+Run by tests/tests/browser.rs: `driver.py PAGE_URL SHOTS_DIR SECRET` for the demo's flow,
+or `driver.py layout PAGE_URL SHOTS_DIR` to report how the channel's first message is
+drawn (a `layout` event), then `done`. For the flow it prints one JSON
 object a line on stdout, each an event the test waits for:
 
   loaded    the page is up and live (the test now files a request as the agent)
@@ -82,6 +84,8 @@ def request_message(driver, secret, skip=()):
 
 
 def button(message, label):
+    if message is None:
+        return None
     for b in message.find_elements(By.CSS_SELECTOR, "button.btn"):
         if b.text.strip() == label and b.is_enabled():
             return b
@@ -107,7 +111,10 @@ def press_as(driver, user_id):
 
 
 def main():
-    url, shots, secret = sys.argv[1], sys.argv[2], sys.argv[3]
+    if sys.argv[1] == "layout":
+        url, shots, secret = sys.argv[2], sys.argv[3], None
+    else:
+        url, shots, secret = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(shots, exist_ok=True)
     profile = tempfile.mkdtemp(prefix="keygate-chromium-")
     opts = webdriver.ChromeOptions()
@@ -132,7 +139,10 @@ def main():
     service = Service(executable_path=os.environ.get("KEYGATE_CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(service=service, options=opts)
     try:
-        run(driver, url, shots, secret)
+        if secret is None:
+            layout(driver, url, shots)
+        else:
+            run(driver, url, shots, secret)
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
@@ -240,6 +250,30 @@ def run(driver, url, shots, secret):
         marker=driver.execute_script("return window.__kgMarker"))
 
 
+def layout(driver, url, shots):
+    """Report how the first message in the channel is drawn (a components v2 one)."""
+    driver.get(url)
+    until("the page to go live", lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    m = until("a message", lambda: driver.find_elements(By.CSS_SELECTOR, "#messages article.msg"))[0]
+    q = lambda css: m.find_element(By.CSS_SELECTOR, css)
+    disabled = [b for b in m.find_elements(By.CSS_SELECTOR, "button.btn") if not b.is_enabled()]
+    section = q(".section > button.btn")
+    driver.save_screenshot(os.path.join(shots, "layout-v2.png"))
+    say(
+        "layout",
+        accent=driver.execute_script("return getComputedStyle(arguments[0]).borderLeftColor", q(".container")),
+        h1=q(".h1").text,
+        subtext=q(".subtext").text,
+        dividers=len(m.find_elements(By.CSS_SELECTOR, "hr.separator.divider")),
+        bold=q("strong").text,
+        code=q("code").text,
+        section_button=section.text + " " + section.get_attribute("class"),
+        disabled=[disabled[0].text, disabled[0].get_attribute("class")] if disabled else None,
+        markup_elements=driver.execute_script("return document.querySelectorAll('#messages script, #messages img').length"),
+        pwned=driver.execute_script("return window.__kgPwned === undefined ? null : String(window.__kgPwned)"),
+    )
+
+
 def visible_modal(driver):
     layer = driver.find_element(By.ID, "modal-layer")
     if layer.get_attribute("hidden") is not None:
@@ -262,4 +296,12 @@ def buttons_of(m):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as e:  # report it as an event the test shows, then fail
+        import traceback
+
+        say("error", message=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        sys.exit(1)

@@ -202,14 +202,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the driver with `b` against `url`, saving screenshots into `shots`, and
-    /// waiting for a request for `secret`.
-    pub fn start(b: &Browser, url: &str, shots: &Path, secret: &str) -> Self {
+    /// Starts the driver with `b` and its arguments: `PAGE_URL SHOTS_DIR SECRET` for
+    /// the demo's flow, `layout PAGE_URL SHOTS_DIR` to read how a message is drawn.
+    pub fn start(b: &Browser, args: &[&std::ffi::OsStr]) -> Self {
         let mut child = Command::new(&b.python)
             .arg(driver())
-            .arg(url)
-            .arg(shots)
-            .arg(secret)
+            .args(args)
             .env("KEYGATE_CHROMIUM", &b.chromium)
             .env("KEYGATE_CHROMEDRIVER", &b.chromedriver)
             // Selenium must not go looking for drivers or browsers on the network.

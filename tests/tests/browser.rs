@@ -117,7 +117,7 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
         .and_then(std::path::Path::parent)
         .unwrap()
         .join("browser-shots");
-    let mut driver = Session::start(&b, &page, &shots, SECRET);
+    let mut driver = Session::start(&b, &[page.as_ref(), shots.as_os_str(), SECRET.as_ref()]);
     let loaded = driver.event("loaded");
     assert_eq!(loaded["width"], 375, "{loaded}");
     assert_eq!(
@@ -235,4 +235,85 @@ fn the_demo_is_approved_from_a_phone_sized_browser() {
     ] {
         assert!(shots.join(shot).exists(), "{shot}");
     }
+}
+
+/// One raw HTTP/1.1 request; the status.
+fn http(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> u16 {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// A components v2 message, posted straight to the simulator's REST API as a bot
+/// would: its container's accent bar, a heading, subtext, a divider, a section with a
+/// red button beside bold and code, and a disabled green button, drawn as Discord draws
+/// them, its markup as text.
+#[test]
+fn a_components_v2_message_is_drawn_as_discord_draws_it() {
+    let Some(b) = browser() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(keygate_discord_sim::Simulator::start(
+            keygate_discord_sim::SimConfig::default(),
+        ))
+        .unwrap();
+    let cfg = sim.config().clone();
+    let message = serde_json::json!({
+        "flags": 1 << 15,
+        "components": [{
+            "type": 17, "accent_color": 0x00E7_4C3C,
+            "components": [
+                {"type": 10, "content": "# Deploy <script>window.__kgPwned=1</script>\n-# small print"},
+                {"type": 14, "divider": true},
+                {"type": 9, "components": [{"type": 10, "content": "**bold** and `code`"}],
+                 "accessory": {"type": 2, "style": 4, "label": "Revoke", "custom_id": "x:1"}},
+                {"type": 1, "components": [
+                    {"type": 2, "style": 3, "label": "Done", "custom_id": "x:2", "disabled": true}
+                ]}
+            ]
+        }]
+    });
+    let rest = sim.rest_url();
+    let status = http(
+        rest.trim_start_matches("http://"),
+        "POST",
+        &format!("/api/v10/channels/{}/messages", cfg.channel_id),
+        &format!("Authorization: Bot {}\r\n", cfg.bot_token),
+        &message.to_string(),
+    );
+    assert_eq!(status, 200);
+    let shots = bin("keygate")
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("browser-shots");
+    let page = sim.page_url();
+    let mut driver = Session::start(&b, &["layout".as_ref(), page.as_ref(), shots.as_os_str()]);
+    let drawn = driver.event("layout");
+    assert_eq!(drawn["accent"], "rgb(231, 76, 60)", "{drawn}");
+    assert_eq!(
+        drawn["h1"], "Deploy <script>window.__kgPwned=1</script>",
+        "{drawn}"
+    );
+    assert_eq!(drawn["subtext"], "small print", "{drawn}");
+    assert_eq!(drawn["dividers"], 1, "{drawn}");
+    assert_eq!(drawn["bold"], "bold", "{drawn}");
+    assert_eq!(drawn["code"], "code", "{drawn}");
+    assert_eq!(drawn["section_button"], "Revoke btn style-4", "{drawn}");
+    assert_eq!(
+        drawn["disabled"],
+        serde_json::json!(["Done", "btn style-3"]),
+        "{drawn}"
+    );
+    assert_eq!(drawn["markup_elements"], 0, "{drawn}");
+    assert_eq!(drawn["pwned"], serde_json::Value::Null, "{drawn}");
+    driver.finish();
+    drop(sim);
 }
