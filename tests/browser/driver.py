@@ -128,6 +128,7 @@ def main():
         "--disable-sync",
         "--no-first-run",
         "--disable-extensions",
+        "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MiB
         f"--user-data-dir={profile}",
     ]:
         opts.add_argument(arg)
