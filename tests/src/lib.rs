@@ -2,6 +2,7 @@
 //! the real `keygate` CLI pointed at it. Nothing here sleeps for a fixed time: every wait
 //! is a poll with a deadline.
 
+pub mod browser;
 pub mod discord;
 pub mod exec;
 pub mod mcp;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use super::rest::{respond, serve_with};
 use super::state::{Settings, Shared, State};
 use super::{
     Callback, CommandSpec, GuildMode, InteractionHandle, ModalSubmitSpec, PressSpec, SimError,
-    gateway, interactions, payloads,
+    gateway, interactions, page, payloads,
 };
 
 /// How long `/press` and `/command` wait for the bot unless told otherwise.
@@ -30,17 +30,52 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 /// The longest wait a caller may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-/// Serve the control API until the task is aborted.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    rest: SocketAddr,
-    control: SocketAddr,
-) {
-    serve_with(listener, shared, move |shared, req| {
-        handle(shared, req, rest, control)
+/// Serve the control API and the page until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, rest: SocketAddr) {
+    serve_with(listener, shared, move |shared, req| async move {
+        let mut resp = match guard(&shared.settings, &req) {
+            Err((status, why)) => error(status, why).map(BodyExt::boxed_unsync),
+            Ok(()) => match page::route(&shared, req.method(), req.uri().path()) {
+                Some(page) => page,
+                None => handle(shared, req, rest).await.map(BodyExt::boxed_unsync),
+            },
+        };
+        page::harden(&mut resp);
+        resp
     })
     .await;
+}
+
+/// Only this address, by its own name: a request whose `Host` names another (a DNS
+/// rebinding page) or whose `Origin` is another site (a page elsewhere posting to
+/// `/press` in the visitor's browser) is refused, since pressing here approves
+/// requests. curl and scripts send no `Origin`; the simulator's own page sends its own.
+fn guard<B>(settings: &Settings, req: &Request<B>) -> Result<(), (u16, &'static str)> {
+    let port = settings.control.port();
+    let ours =
+        |host: &str| host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}");
+    let header = |name: hyper::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    };
+    if let Some(host) = header(hyper::header::HOST)
+        && !ours(&host)
+    {
+        return Err((
+            421,
+            "this is the Discord simulator's control address; it answers only to 127.0.0.1 or localhost with its port",
+        ));
+    }
+    if let Some(origin) = header(hyper::header::ORIGIN)
+        && !origin.strip_prefix("http://").is_some_and(ours)
+    {
+        return Err((
+            403,
+            "a request from another site's page is refused: the control API presses buttons",
+        ));
+    }
+    Ok(())
 }
 
 fn error(status: u16, message: &str) -> Response<Full<Bytes>> {
@@ -55,7 +90,6 @@ async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     rest: SocketAddr,
-    control: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let Ok(raw) = Limited::new(body, 1024 * 1024)
@@ -76,7 +110,7 @@ async fn handle(
     let path = parts.uri.path().trim_end_matches('/');
     let m = &parts.method;
     match path {
-        "/status" | "" if m == Method::GET => ok(&status(&shared, rest, control)),
+        "/status" if m == Method::GET => ok(&status(&shared, rest)),
         "/messages" if m == Method::GET => {
             let all = shared.read(|st| {
                 st.messages
@@ -188,7 +222,7 @@ fn rate_limit(shared: &Shared, body: &Value) -> Response<Full<Bytes>> {
     ok(&json!({ "route": route, "count": n, "retry_after_ms": ms }))
 }
 
-fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {
+fn status(shared: &Shared, rest: SocketAddr) -> Value {
     let s = &shared.settings;
     shared.read(|st| {
         json!({
@@ -199,7 +233,8 @@ fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {
             "messages": st.messages.len(),
             "gateway_url": s.gateway_url,
             "rest_url": format!("http://{rest}"),
-            "control_url": format!("http://{control}"),
+            "control_url": format!("http://{}", s.control),
+            "page_url": format!("http://{}/", s.control),
             "application_id": s.application_id.to_string(),
             "guild_id": s.guild_id.to_string(),
             "channel_id": s.channel_id.to_string(),
@@ -208,7 +243,7 @@ fn status(shared: &Shared, rest: SocketAddr, control: SocketAddr) -> Value {
 }
 
 /// A message as Discord renders it, plus what only the simulator knows under `sim`.
-fn render(m: &SimMessage, settings: &Settings, st: &State) -> Value {
+pub(crate) fn render(m: &SimMessage, settings: &Settings, st: &State) -> Value {
     let mut v = payloads::message(m, settings);
     let buttons: Vec<Value> = m
         .buttons()
@@ -227,6 +262,10 @@ fn render(m: &SimMessage, settings: &Settings, st: &State) -> Value {
     v["sim"] = json!({
         "edited": m.edited,
         "ephemeral": m.ephemeral(),
+        // The one person who sees an ephemeral message: whoever made the interaction.
+        "for_user": m.ephemeral().then(|| m.interaction_id.and_then(|i| st.interactions.get(&i)))
+            .flatten()
+            .map(|i| i.user_id.to_string()),
         "interaction_id": m.interaction_id.map(|i| i.to_string()),
         "buttons": buttons,
         "components_v2": m.components_v2(),

@@ -12,7 +12,7 @@
 //! `rest` serves Discord's routes; `interactions` turns presses and commands into
 //! INTERACTION_CREATE; `messages` applies Discord's message rules; `payloads` builds
 //! Discord's JSON; `control` is the HTTP control API; `snowflake` and `clock` make ids
-//! and timestamps.
+//! and timestamps; `page` serves the channel as a web page on the control address.
 
 mod clock;
 mod control;
@@ -20,6 +20,7 @@ mod gateway;
 mod interactions;
 mod messages;
 mod modals;
+mod page;
 mod payloads;
 mod rest;
 mod snowflake;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 
 pub use messages::{Pings, SimButton, SimMessage};
 pub use modals::{SimModal, SimTextInput};
+pub use page::{CSP, SimPerson};
 
 use state::{Settings, Shared};
 
@@ -60,6 +62,9 @@ pub struct SimConfig {
     pub interaction_window: Duration,
     /// How long the interaction token edits and follows up (Discord: 15 min).
     pub token_lifetime: Duration,
+    /// Whom the web page at `/` of the control address offers to press as (the
+    /// demo's approver, an outsider, …); a person can also type any user id there.
+    pub people: Vec<SimPerson>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +80,7 @@ impl Default for SimConfig {
             heartbeat_interval: Duration::from_millis(41_250),
             interaction_window: Duration::from_secs(3),
             token_lifetime: Duration::from_secs(15 * 60),
+            people: Vec::new(),
         }
     }
 }
@@ -474,12 +480,14 @@ impl Simulator {
             interaction_window: config.interaction_window,
             token_lifetime: config.token_lifetime,
             gateway_url: format!("ws://{gateway}"),
+            people: config.people.clone(),
+            control,
         };
         let shared = Arc::new(Shared::new(settings));
         let tasks = vec![
             tokio::spawn(gateway::serve(gw, Arc::clone(&shared))),
             tokio::spawn(rest::serve(rest_l, Arc::clone(&shared))),
-            tokio::spawn(control::serve(ctl, Arc::clone(&shared), rest, control)),
+            tokio::spawn(control::serve(ctl, Arc::clone(&shared), rest)),
         ];
         Ok(Self {
             shared,
@@ -514,6 +522,11 @@ impl Simulator {
     /// `http://127.0.0.1:P`, the HTTP control API.
     pub fn control_url(&self) -> String {
         format!("http://{}", self.control)
+    }
+
+    /// `http://127.0.0.1:P/`, the channel as a web page (on the control address).
+    pub fn page_url(&self) -> String {
+        format!("http://{}/", self.control)
     }
 
     /// Press a button, as a person in Discord would.

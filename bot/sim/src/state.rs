@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::messages::SimMessage;
 use super::modals::SimModal;
+use super::page::SimPerson;
 use super::snowflake::Snowflakes;
 use super::{Callback, RestCall};
 
@@ -32,6 +33,10 @@ pub(crate) struct Settings {
     pub token_lifetime: Duration,
     /// `ws://127.0.0.1:P`, also sent as READY's `resume_gateway_url`.
     pub gateway_url: String,
+    /// Whom the page offers to press as.
+    pub people: Vec<SimPerson>,
+    /// The control address, `127.0.0.1:P`: the only `Host` and `Origin` it answers.
+    pub control: std::net::SocketAddr,
 }
 
 impl Settings {
@@ -209,6 +214,11 @@ impl Shared {
             self.changed.send_modify(|v| *v = v.wrapping_add(1));
         }
         r
+    }
+
+    /// A receiver that sees every change from now on (the page's event stream).
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Wait until `f` finds something in the state, or `timeout` passes (then one last

@@ -43,11 +43,14 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     .await;
 }
 
-/// The accept loop shared by the REST and control servers.
-pub(crate) async fn serve_with<F, Fut>(listener: TcpListener, shared: Arc<Shared>, handler: F)
+/// The accept loop shared by the REST and control servers; `B` is the body type their
+/// answers have (the control server's can stream, for the page's event stream).
+pub(crate) async fn serve_with<F, Fut, B>(listener: TcpListener, shared: Arc<Shared>, handler: F)
 where
     F: Fn(Arc<Shared>, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conns = JoinSet::new();
     loop {

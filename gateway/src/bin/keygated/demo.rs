@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use keygate_discord_sim::{ModalSubmitSpec, PressSpec, SimConfig, SimMessage, SimModal, Simulator};
+use keygate_discord_sim::{
+    ModalSubmitSpec, PressSpec, SimConfig, SimMessage, SimModal, SimPerson, Simulator,
+};
 use keygate_gateway::config::{Config, DiscordConfig};
 use keygate_gateway::identity::Caller;
 use keygate_proto::api::FileRequest;
@@ -20,6 +22,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::serve;
 
 const APPROVER: u64 = 100_000_000_000_000_001;
+/// Someone in the server who is not an approver: the page can press as them too, to
+/// see the bot refuse them (a reply only they see).
+const OUTSIDER: u64 = 100_000_000_000_000_002;
 
 const DEMO_POLICY: &str = r#"
 [defaults]
@@ -179,9 +184,15 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         .tempdir()
         .context("cannot make a temporary directory")?;
     let root = dir.path();
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .context("cannot start the Discord simulator")?;
+    let sim = Simulator::start(SimConfig {
+        people: vec![
+            SimPerson::new(APPROVER, "demo-approver"),
+            SimPerson::new(OUTSIDER, "outsider"),
+        ],
+        ..SimConfig::default()
+    })
+    .await
+    .context("cannot start the Discord simulator")?;
     let sc = sim.config().clone();
 
     let policies = root.join("config/keygate/policies.toml");
@@ -333,12 +344,15 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let url = format!("unix://{}", config.socket.display());
-    say("\nThe demo keeps running. In another terminal, try it by hand:\n");
+    say("\nThe demo keeps running. Open the approval channel in your browser: it shows what a");
+    say("phone shows in Discord, live, with buttons that press as the demo approver (or as an");
+    say("outsider, whom the bot refuses).\n");
+    say(&format!("  Approve from your browser: {}", sim.page_url()));
+    say("\nThen be the agent, in another terminal:\n");
     say(&format!("  export KEYGATE_URL={url}"));
-    say(&format!(
-        "  KEYGATE_TOKEN={} keygate get demo/db-password --reason test   # an agent waits",
-        token.expose_secret()
-    ));
+    say(&format!("  export KEYGATE_TOKEN={}", token.expose_secret()));
+    say("  keygate get demo/db-password --reason test   # waits until you tap Approve");
+    say("\nOr press by hand with curl:\n");
     say(&format!(
         "  curl -s {}/messages                                  # what the channel shows",
         sim.control_url()

@@ -52,7 +52,9 @@ enum Command {
     /// Run the whole flow on this machine, with no Discord account and no setup:
     /// a daemon with an in-memory store, a demo policy, a demo secret and a demo agent;
     /// a request filed, shown, approved and released. Then it keeps running so you can
-    /// try it by hand.
+    /// try it by hand: it prints the agent's KEYGATE_URL and KEYGATE_TOKEN and
+    /// "Approve from your browser: http://127.0.0.1:PORT/", a page showing the approval
+    /// channel as a phone shows Discord, live, whose buttons press as the demo approver.
     Demo {
         /// Run the flow once and exit instead of serving on.
         #[arg(long)]

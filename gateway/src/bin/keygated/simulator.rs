@@ -25,6 +25,11 @@ pub async fn run(
     println!("  export KEYGATE_DISCORD_CHANNEL_ID={}", c.channel_id);
     println!("  export KEYGATE_DISCORD_GUILD_ID={}", c.guild_id);
     println!("  keygated serve\n");
+    println!(
+        "Watch the channel and press its buttons in your browser: {}",
+        sim.page_url()
+    );
+    println!("  (the page presses as any user id you type; docs/discord-simulator.md)\n");
     println!("Control API: {}", sim.control_url());
     println!(
         "  curl -s {}/messages                     # what the channel shows",
