@@ -10,15 +10,18 @@
 //! The design of the whole cluster (where requests and grants live in Redis, what is
 //! atomic, how a revocation reaches every node) is in `docs/cluster.md`.
 
+pub mod events;
 pub mod leadership;
 pub mod lease;
 pub mod link;
 pub mod node;
+pub mod state;
 
 pub use leadership::{Leadership, Timing};
 pub use lease::Lease;
 pub use link::{Health, Link};
 pub use node::NodeName;
+pub use state::Shared;
 
 /// Every key keygate writes starts with this; the braces are a Redis Cluster hash tag,
 /// so the scripts that touch several keys at once keep working on a sharded Redis.

@@ -38,6 +38,8 @@ pub const PING_EVERY: Duration = Duration::from_millis(500);
 
 /// The link to the cluster's Redis.
 pub struct Link {
+    /// For connections of their own (the event subscription).
+    client: redis::Client,
     conn: ConnectionManager,
     health: watch::Receiver<Health>,
     /// Where Redis is, without any password: for logs and errors.
@@ -73,11 +75,12 @@ impl Link {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| ClusterError::BadUrl(e.to_string()))?;
         let (tx, health) = watch::channel(Health::Connecting);
         let watcher = tokio::spawn(watch_health(conn.clone(), tx, shown.clone()));
         Ok(Arc::new(Self {
+            client,
             conn,
             health,
             shown,
@@ -105,6 +108,10 @@ impl Link {
     /// even while the watcher still thinks Redis is down).
     pub fn conn_anyway(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     pub fn health(&self) -> Health {
