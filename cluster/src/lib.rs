@@ -10,6 +10,7 @@
 //! The design of the whole cluster (where requests and grants live in Redis, what is
 //! atomic, how a revocation reaches every node) is in `docs/cluster.md`.
 
+pub mod blob;
 pub mod events;
 pub mod leadership;
 pub mod lease;
