@@ -46,6 +46,15 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     audit: FileAudit,
+    #[serde(default)]
+    cluster: FileCluster,
+}
+
+/// `[cluster]`: several keygated on one Redis (docs/cluster.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCluster {
+    redis_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +169,9 @@ pub struct Config {
     pub audit: PathBuf,
     pub discord: Option<DiscordConfig>,
     pub limits: Limits,
+    /// `KEYGATE_CLUSTER_REDIS_URL` / `[cluster] redis_url`: the cluster's Redis. A
+    /// secret, since it may hold Redis's password.
+    pub cluster_redis_url: Option<SecretString>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -222,6 +234,7 @@ impl Config {
             audit: paths.audit_log(),
             discord: None,
             limits: Limits::default(),
+            cluster_redis_url: None,
             paths,
         }
     }
@@ -323,6 +336,9 @@ impl Config {
                 .unwrap_or_else(|| paths.audit_log()),
             discord,
             limits,
+            cluster_redis_url: env("KEYGATE_CLUSTER_REDIS_URL")
+                .or(file.cluster.redis_url)
+                .map(SecretString::from),
             paths,
         })
     }

@@ -114,7 +114,7 @@ fn backend_and_choice_names() {
     let err = "vault".parse::<Backend>().unwrap_err().to_string();
     assert_eq!(
         err,
-        "unknown secret store `vault`: use `keyring`, `file` or `memory`"
+        "unknown secret store `vault`: use `keyring`, `file`, `redis` or `memory`"
     );
     assert_eq!(
         serde_json::to_string(&Backend::Keyring).unwrap(),

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     Busy,
     StoreLocked,
     ShuttingDown,
+    /// The cluster's Redis does not answer: nothing that needs it is decided or released.
+    ClusterUnavailable,
     /// A code this client does not know (from a newer daemon).
     #[serde(other)]
     Unknown,
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::Busy => "busy",
             Self::StoreLocked => "store_locked",
             Self::ShuttingDown => "shutting_down",
+            Self::ClusterUnavailable => "cluster_unavailable",
             Self::Unknown => "unknown",
         }
     }

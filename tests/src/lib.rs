@@ -6,6 +6,7 @@ pub mod browser;
 pub mod discord;
 pub mod exec;
 pub mod mcp;
+pub mod redis;
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;

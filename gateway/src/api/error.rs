@@ -95,6 +95,10 @@ impl From<GateError> for ApiError {
             GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
                 (StatusCode::FORBIDDEN, ErrorCode::WrongPassphrase)
             }
+            GateError::Store(StoreError::Cluster(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ClusterUnavailable,
+            ),
             GateError::Store(_) | GateError::StoreTask(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError)
             }

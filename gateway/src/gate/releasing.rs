@@ -64,7 +64,9 @@ impl Gate {
         let mut json = zeroize::Zeroizing::new(Vec::with_capacity(256));
         serde_json::to_writer(&mut *json, &release).map_err(GateError::Encode)?;
         let body = Bytes::from_owner(json);
-        if let Some(g) = &found {
+        // A store other nodes write too (Redis) may change without this node hearing of
+        // it: nothing read from it is kept.
+        if let Some(g) = found.as_ref().filter(|_| self.store.keeps_values()) {
             g.keep_answer(secret, generation, &body);
         }
         Ok(body)

@@ -1,7 +1,8 @@
 //! The store as the daemon uses it: every call runs off the async workers
 //! (`spawn_blocking`), and decrypted values are cached so a grant hit needs no keychain or
 //! disk round trip. Cached values are zeroized on drop and dropped on lock and on every
-//! change to a secret.
+//! change to a secret. A store that other processes change too, without this one
+//! hearing of it (the cluster's Redis store), is never cached: every read asks it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,8 @@ pub struct CachedStore {
     values: RwLock<HashMap<SecretName, SecretValue>>,
     /// Bumped (under the `values` write lock) whenever a cached value becomes stale.
     generation: AtomicU64,
+    /// Whether values may be kept: not for a store other nodes change.
+    keeps: bool,
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -40,10 +43,17 @@ impl std::fmt::Debug for CachedStore {
 impl CachedStore {
     pub fn new(store: Arc<dyn SecretStore>) -> Self {
         Self {
+            keeps: !store.is_shared(),
             store,
             values: RwLock::default(),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a value read from this store may be kept for later reads (here, or as a
+    /// grant's kept answer): `false` for a store other nodes change too.
+    pub fn keeps_values(&self) -> bool {
+        self.keeps
     }
 
     pub fn backend(&self) -> Backend {
@@ -86,7 +96,7 @@ impl CachedStore {
         let generation = self.generation.load(Ordering::Acquire);
         let key = name.clone();
         let found = self.blocking(move |s| s.get(&key)).await?;
-        if let Some(v) = &found {
+        if let Some(v) = found.as_ref().filter(|_| self.keeps) {
             let mut values = self
                 .values
                 .write()

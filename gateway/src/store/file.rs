@@ -1,4 +1,8 @@
-//! The encrypted-file store: `<data_dir>/secrets.kgv`, for machines without a keychain.
+//! The sealed store: every secret in one blob encrypted with a key derived from a
+//! passphrase. In `<data_dir>/secrets.kgv` it is the file store ([`FileStore`]), for
+//! machines without a keychain; in the cluster's Redis it is the Redis store
+//! ([`RedisStore`]), the same bytes under a Redis key. Where the blob lives is a
+//! [`Vault`]; everything below is the same for both, and "the file" means the blob.
 //!
 //! While unlocked the store keeps the derived key and the decrypted secrets in memory
 //! (zeroized when locked or dropped). Before every operation it reads the file and compares
@@ -12,7 +16,7 @@ mod crypto;
 mod format;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -22,17 +26,24 @@ use secrecy::{ExposeSecret as _, SecretString};
 use self::crypto::{DerivedKey, SALT_LEN, TAG_LEN};
 pub use self::crypto::{KdfParams, KdfParamsError};
 use self::format::{HEADER_LEN, Header, KeyId, MAX_FILE_LEN, Secrets, Stored};
-use super::disk::{self, LockGuard};
-use super::{Backend, SECRET_FILE, SECRET_LOCK_FILE, SecretMeta, SecretStore, StoreError};
+use super::redis::InRedis;
+use super::vault::{OnDisk, Vault};
+use super::{Backend, SecretMeta, SecretStore, StoreError};
 
-/// Secrets in a passphrase-encrypted file. See the module docs and docs/secret-store.md.
-pub struct FileStore {
-    path: PathBuf,
-    lock_path: PathBuf,
+/// Secrets in a passphrase-encrypted blob kept in a [`Vault`]. See the module docs and
+/// docs/secret-store.md.
+pub struct Sealed<V> {
+    vault: V,
     /// Cost for a file this store creates or re-keys.
     kdf: KdfParams,
     state: Mutex<State>,
 }
+
+/// The sealed store in `secrets.kgv`.
+pub type FileStore = Sealed<OnDisk>;
+
+/// The sealed store in the cluster's Redis.
+pub type RedisStore = Sealed<InRedis>;
 
 enum State {
     Locked,
@@ -69,30 +80,53 @@ impl FileStore {
         passphrase: Option<&SecretString>,
         kdf: KdfParams,
     ) -> Result<Self, StoreError> {
-        disk::ensure_private_dir(data_dir)?;
+        Self::in_vault(OnDisk::in_dir(data_dir)?, passphrase, kdf)
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &Path {
+        self.vault.place()
+    }
+
+    /// Whether the file exists yet (it is created by the first unlock).
+    pub fn exists(&self) -> bool {
+        self.vault.place().exists()
+    }
+}
+
+impl RedisStore {
+    /// Opens the store in the Redis at `url` (`KEYGATE_CLUSTER_REDIS_URL`), as
+    /// [`FileStore::open`] opens the file: Redis must answer now.
+    pub fn open(
+        url: &str,
+        passphrase: Option<&SecretString>,
+        kdf: KdfParams,
+    ) -> Result<Self, StoreError> {
+        Self::in_vault(InRedis::at(url)?, passphrase, kdf)
+    }
+}
+
+impl<V: Vault> Sealed<V> {
+    /// Opens the store in `vault`: an existing blob's header is checked now, so a damaged
+    /// one is reported at startup; with a passphrase the store is unlocked (and the blob
+    /// created if there is none).
+    pub fn in_vault(
+        vault: V,
+        passphrase: Option<&SecretString>,
+        kdf: KdfParams,
+    ) -> Result<Self, StoreError> {
         let store = Self {
-            path: data_dir.join(SECRET_FILE),
-            lock_path: data_dir.join(SECRET_LOCK_FILE),
+            vault,
             kdf,
             state: Mutex::new(State::Locked),
         };
         if let Some(bytes) = store.read()? {
-            Header::decode(&bytes).map_err(|reason| StoreError::corrupt(&store.path, reason))?;
+            Header::decode(&bytes).map_err(|reason| store.corrupt(reason))?;
         }
         if let Some(passphrase) = passphrase {
             store.unlock(passphrase)?;
         }
         Ok(store)
-    }
-
-    /// The file this store reads and writes.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether the file exists yet (it is created by the first unlock).
-    pub fn exists(&self) -> bool {
-        self.path.exists()
     }
 
     /// Re-encrypts the file under `new` with a fresh salt (and this store's KDF cost). The
@@ -102,7 +136,7 @@ impl FileStore {
         let passphrase = non_empty(new)?;
         let mut state = self.state();
         state.unlocked()?;
-        let _guard = self.lock_file()?;
+        let guard = self.lock_file()?;
         self.refresh(&mut state, true)?;
         let unlocked = state.unlocked()?;
         let salt = crypto::random::<SALT_LEN>()?;
@@ -112,7 +146,7 @@ impl FileStore {
             salt,
             check: key.check,
         };
-        let nonce = write_file(&self.path, &key, key_id, &unlocked.secrets)?;
+        let nonce = write_file(&self.vault, &guard, &key, key_id, &unlocked.secrets)?;
         unlocked.key = key;
         unlocked.key_id = key_id;
         unlocked.seen_nonce = Some(nonce);
@@ -125,16 +159,16 @@ impl FileStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_file(&self) -> Result<LockGuard, StoreError> {
-        disk::lock_exclusive(&self.lock_path)
+    fn lock_file(&self) -> Result<V::Lock, StoreError> {
+        self.vault.lock()
     }
 
     fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        disk::read_bounded(&self.path, MAX_FILE_LEN)
+        self.vault.read(MAX_FILE_LEN)
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> StoreError {
-        StoreError::corrupt(&self.path, reason)
+        StoreError::corrupt(self.vault.place(), reason)
     }
 
     /// Opens `bytes` with `key`: the key check first (wrong passphrase), then the AEAD
@@ -143,7 +177,7 @@ impl FileStore {
         let (header, ciphertext) = Header::decode(bytes).map_err(|r| self.corrupt(r))?;
         if !key.matches(&header.key.check) {
             return Err(StoreError::WrongPassphrase {
-                path: self.path.clone(),
+                path: self.vault.place().to_owned(),
             });
         }
         let plaintext = key
@@ -164,7 +198,7 @@ impl FileStore {
         let unlocked = state.unlocked()?;
         let Some(bytes) = self.read()? else {
             if unlocked.seen_nonce.is_some() {
-                tracing::warn!(path = %self.path.display(), "the secret file disappeared; the store is empty now");
+                tracing::warn!(path = %self.vault.place().display(), "the secret file disappeared; the store is empty now");
             }
             unlocked.seen_nonce = None;
             unlocked.secrets = Secrets::new();
@@ -175,7 +209,7 @@ impl FileStore {
             return Ok(());
         }
         if header.key.salt != unlocked.key_id.salt || header.key.kdf != unlocked.key_id.kdf {
-            tracing::warn!(path = %self.path.display(), "the secret file was re-encrypted under another passphrase; locking");
+            tracing::warn!(path = %self.vault.place().display(), "the secret file was re-encrypted under another passphrase; locking");
             *state = State::Locked;
             return Err(StoreError::Locked);
         }
@@ -194,14 +228,20 @@ impl FileStore {
     fn update<T>(&self, change: impl FnOnce(&mut Secrets) -> (bool, T)) -> Result<T, StoreError> {
         let mut state = self.state();
         state.unlocked()?;
-        let _guard = self.lock_file()?;
+        let guard = self.lock_file()?;
         self.refresh(&mut state, true)?;
         let unlocked = state.unlocked()?;
-        disk::remove_stale_temps(&self.path);
+        self.vault.tidy(&guard);
         let mut secrets = unlocked.secrets.clone();
         let (changed, out) = change(&mut secrets);
         if changed {
-            let nonce = write_file(&self.path, &unlocked.key, unlocked.key_id, &secrets)?;
+            let nonce = write_file(
+                &self.vault,
+                &guard,
+                &unlocked.key,
+                unlocked.key_id,
+                &secrets,
+            )?;
             unlocked.seen_nonce = Some(nonce);
             unlocked.secrets = secrets;
         }
@@ -219,7 +259,7 @@ impl FileStore {
     /// Creates the file under `passphrase` unless another process just did; returns its
     /// bytes in the latter case.
     fn create(&self, passphrase: &[u8]) -> Result<Result<Unlocked, Vec<u8>>, StoreError> {
-        let _guard = self.lock_file()?;
+        let guard = self.lock_file()?;
         if let Some(bytes) = self.read()? {
             return Ok(Err(bytes));
         }
@@ -231,8 +271,8 @@ impl FileStore {
             check: key.check,
         };
         let secrets = Secrets::new();
-        let nonce = write_file(&self.path, &key, key_id, &secrets)?;
-        tracing::info!(path = %self.path.display(), kdf = ?self.kdf, "created the secret file");
+        let nonce = write_file(&self.vault, &guard, &key, key_id, &secrets)?;
+        tracing::info!(path = %self.vault.place().display(), kdf = ?self.kdf, "created the secret file");
         Ok(Ok(Unlocked {
             key,
             key_id,
@@ -252,8 +292,9 @@ fn non_empty(passphrase: &SecretString) -> Result<&[u8], StoreError> {
 }
 
 /// Seals `secrets` under `key` with a fresh nonce and replaces the file; returns the nonce.
-fn write_file(
-    path: &Path,
+fn write_file<V: Vault>(
+    vault: &V,
+    lock: &V::Lock,
     key: &DerivedKey,
     key_id: KeyId,
     secrets: &Secrets,
@@ -270,38 +311,42 @@ fn write_file(
     let mut file = Vec::with_capacity(HEADER_LEN + buffer.len());
     file.extend_from_slice(&aad);
     file.extend_from_slice(&buffer);
-    disk::write_atomic(path, &file)?;
+    vault.write(lock, &file)?;
     Ok(header.nonce)
 }
 
-fn meta(name: &SecretName, stored: &Stored) -> SecretMeta {
+fn meta(name: &SecretName, stored: &Stored, backend: Backend) -> SecretMeta {
     SecretMeta {
         name: name.clone(),
         created_at: stored.created_at,
         updated_at: stored.updated_at,
         size: stored.value.len(),
-        backend: Backend::File,
+        backend,
     }
 }
 
-impl fmt::Debug for FileStore {
+impl<V> fmt::Debug for Sealed<V>
+where
+    V: Vault,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state.try_lock().as_deref() {
             Ok(State::Locked) => "locked".to_owned(),
             Ok(State::Unlocked(u)) => format!("unlocked, {} secrets", u.secrets.len()),
             Err(_) => "busy".to_owned(),
         };
-        f.debug_struct("FileStore")
-            .field("path", &self.path)
+        f.debug_struct("Sealed")
+            .field("backend", &self.vault.backend())
+            .field("at", &self.vault.place())
             .field("state", &state)
             .field("kdf", &self.kdf)
             .finish_non_exhaustive()
     }
 }
 
-impl SecretStore for FileStore {
+impl<V: Vault> SecretStore for Sealed<V> {
     fn backend(&self) -> Backend {
-        Backend::File
+        self.vault.backend()
     }
 
     fn get(&self, name: &SecretName) -> Result<Option<SecretValue>, StoreError> {
@@ -317,7 +362,7 @@ impl SecretStore for FileStore {
                 created_at,
                 updated_at: now,
             };
-            let meta = meta(name, &stored);
+            let meta = meta(name, &stored, self.vault.backend());
             secrets.insert(name.clone(), stored);
             (true, meta)
         })
@@ -332,11 +377,20 @@ impl SecretStore for FileStore {
 
     /// Needs the store unlocked: names and times are inside the encrypted payload.
     fn list(&self) -> Result<Vec<SecretMeta>, StoreError> {
-        self.with_secrets(|s| s.iter().map(|(name, stored)| meta(name, stored)).collect())
+        let backend = self.vault.backend();
+        self.with_secrets(|s| {
+            s.iter()
+                .map(|(name, stored)| meta(name, stored, backend))
+                .collect()
+        })
     }
 
     fn is_locked(&self) -> bool {
         matches!(*self.state(), State::Locked)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.vault.is_shared()
     }
 
     /// Derives the key (slow by design) and decrypts the file; creates the file when there

@@ -7,6 +7,9 @@
 //!   times so that listing never touches the keychain or a value.
 //! - [`FileStore`]: `secrets.kgv`, encrypted with a key derived from a passphrase
 //!   (argon2id + XChaCha20-Poly1305), for headless servers without a keychain.
+//! - [`RedisStore`]: the same sealed blob as the file store, in the cluster's Redis
+//!   (`KEYGATE_SECRET_STORE=redis`), so every node of a cluster reads the same secrets;
+//!   Redis never sees a value or the passphrase.
 //! - [`MemoryStore`]: a map in memory, for tests and the demo.
 //!
 //! The API is synchronous: keychain and disk calls block, so the daemon calls the store from
@@ -20,7 +23,9 @@ mod file;
 mod index;
 mod keyring;
 mod memory;
+mod redis;
 mod timestamp;
+pub mod vault;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -33,7 +38,7 @@ use secrecy::SecretString;
 
 pub use self::auto::probe_keychain;
 pub use self::cached::{CachedStore, CallError};
-pub use self::file::{FileStore, KdfParams, KdfParamsError};
+pub use self::file::{FileStore, KdfParams, KdfParamsError, RedisStore, Sealed};
 pub use self::keyring::KeyringStore;
 pub use self::memory::MemoryStore;
 
@@ -57,6 +62,7 @@ pub enum Backend {
     Keyring,
     File,
     Memory,
+    Redis,
 }
 
 impl Backend {
@@ -65,6 +71,7 @@ impl Backend {
             Self::Keyring => "keyring",
             Self::File => "file",
             Self::Memory => "memory",
+            Self::Redis => "redis",
         }
     }
 }
@@ -77,7 +84,7 @@ impl fmt::Display for Backend {
 
 /// A value of `KEYGATE_SECRET_STORE` that names no backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown secret store `{shown}`: use `keyring`, `file` or `memory`")]
+#[error("unknown secret store `{shown}`: use `keyring`, `file`, `redis` or `memory`")]
 pub struct UnknownBackend {
     shown: String,
 }
@@ -85,12 +92,13 @@ pub struct UnknownBackend {
 impl FromStr for Backend {
     type Err = UnknownBackend;
 
-    /// Parses `keyring`, `file` or `memory` (any case, surrounding blanks ignored).
+    /// Parses `keyring`, `file`, `redis` or `memory` (any case, surrounding blanks ignored).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "keyring" => Ok(Self::Keyring),
             "file" => Ok(Self::File),
             "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
             _ => Err(UnknownBackend {
                 shown: s.chars().take(32).collect(),
             }),
@@ -182,6 +190,16 @@ pub enum StoreError {
 
     #[error("cryptography failed: {0}")]
     Crypto(String),
+
+    /// The Redis store's Redis did not answer, or not as expected.
+    #[error("{0}")]
+    Cluster(String),
+
+    /// `KEYGATE_SECRET_STORE=redis` without a Redis to keep it in.
+    #[error(
+        "KEYGATE_SECRET_STORE=redis needs the cluster's Redis: set KEYGATE_CLUSTER_REDIS_URL (or [cluster] redis_url)"
+    )]
+    NoRedis,
 }
 
 impl StoreError {
@@ -232,6 +250,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Forgets decrypted values and keys until the next unlock (the file store).
     fn lock(&self) {}
+
+    /// Whether other processes change this store without this one hearing of it (the
+    /// cluster's Redis store): then nothing read from it may be kept.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// What [`open`] needs.
@@ -249,6 +273,8 @@ pub struct StoreConfig {
     pub kdf: KdfParams,
     /// How long [`Choice::Auto`] waits for the keychain: [`DEFAULT_PROBE_TIMEOUT`].
     pub probe_timeout: Duration,
+    /// The cluster's Redis (`KEYGATE_CLUSTER_REDIS_URL`), for the Redis store.
+    pub redis_url: Option<SecretString>,
 }
 
 impl StoreConfig {
@@ -260,6 +286,7 @@ impl StoreConfig {
             passphrase: None,
             kdf: KdfParams::default(),
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            redis_url: None,
         }
     }
 }
@@ -296,6 +323,14 @@ pub fn open(config: &StoreConfig) -> Result<Opened, StoreError> {
             config.passphrase.as_ref(),
             config.kdf,
         )?),
+        Backend::Redis => {
+            let url = config.redis_url.as_ref().ok_or(StoreError::NoRedis)?;
+            Arc::new(RedisStore::open(
+                secrecy::ExposeSecret::expose_secret(url),
+                config.passphrase.as_ref(),
+                config.kdf,
+            )?)
+        }
     };
     Ok(Opened { store, why })
 }

@@ -83,6 +83,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut store_config = store::StoreConfig::new(&config.paths.data_dir);
     store_config.choice = config.store;
     store_config.passphrase.clone_from(&config.store_passphrase);
+    store_config.redis_url.clone_from(&config.cluster_redis_url);
     let opened = tokio::task::spawn_blocking(move || store::open(&store_config))
         .await
         .context("the secret store's task failed")??;
