@@ -46,6 +46,8 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     audit: FileAudit,
+    #[serde(default)]
+    metrics: FileMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +107,12 @@ struct FileAudit {
     path: Option<PathBuf>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
 /// `[discord]`, present only when a bot token is configured: what the Discord approval
 /// channel needs, checked here. The daemon's core never reads it; the `keygated` binary
 /// hands it to the bot.
@@ -160,6 +168,8 @@ pub struct Config {
     pub audit: PathBuf,
     pub discord: Option<DiscordConfig>,
     pub limits: Limits,
+    /// `[metrics] listen`: a loopback address that serves `GET /metrics` with no token.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -222,6 +232,7 @@ impl Config {
             audit: paths.audit_log(),
             discord: None,
             limits: Limits::default(),
+            metrics_listen: None,
             paths,
         }
     }
@@ -323,9 +334,45 @@ impl Config {
                 .unwrap_or_else(|| paths.audit_log()),
             discord,
             limits,
+            metrics_listen: metrics_listen(file.metrics.listen)?,
             paths,
         })
     }
+}
+
+/// `[metrics] listen` / `KEYGATE_METRICS_LISTEN`: `IP:PORT` on a loopback address only,
+/// since that listener asks for no token.
+fn metrics_listen(file: Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    const VAR: &str = "KEYGATE_METRICS_LISTEN";
+    let (raw, from_env) = match env(VAR) {
+        Some(v) => (v, true),
+        None => match file {
+            Some(v) => (v, false),
+            None => return Ok(None),
+        },
+    };
+    let fail = |message: String| {
+        if from_env {
+            ConfigError::Env {
+                var: VAR.into(),
+                message,
+            }
+        } else {
+            ConfigError::Invalid(format!("[metrics] listen: {message}"))
+        }
+    };
+    let addr: std::net::SocketAddr = raw.trim().parse().map_err(|_| {
+        fail(format!(
+            "`{}` is not an address: expected 127.0.0.1:PORT or [::1]:PORT",
+            raw.trim()
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(fail(format!(
+            "{addr} is not a loopback address: the metrics listener asks for no token, so it serves 127.0.0.1 or [::1] only (scrape others through GET /metrics with the operator token)"
+        )));
+    }
+    Ok(Some(addr))
 }
 
 /// `[limits] idle_timeout` / `KEYGATE_LIMITS_IDLE_TIMEOUT`: a humantime duration of at

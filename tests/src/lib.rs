@@ -5,6 +5,8 @@
 pub mod discord;
 pub mod exec;
 pub mod mcp;
+pub mod metrics;
+pub mod pyvenv;
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
