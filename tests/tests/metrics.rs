@@ -290,4 +290,30 @@ fn a_metrics_listener_off_loopback_stops_the_daemon_with_one_line() {
         assert!(!dir.path().join("r/keygate/keygated.sock").exists());
         assert!(!dir.path().join("s/keygate/audit.jsonl").exists());
     }
+    // The same from the configuration file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("c/keygate")).expect("config dir");
+    std::fs::write(
+        dir.path().join("c/keygate/keygated.toml"),
+        "[metrics]\nlisten = \"0.0.0.0:9464\"\n",
+    )
+    .expect("config file");
+    let out = std::process::Command::new(bin("keygated"))
+        .arg("serve")
+        .env_clear()
+        .env("XDG_CONFIG_HOME", dir.path().join("c"))
+        .env("XDG_DATA_HOME", dir.path().join("d"))
+        .env("XDG_STATE_HOME", dir.path().join("s"))
+        .env("XDG_RUNTIME_DIR", dir.path().join("r"))
+        .env("KEYGATE_SECRET_STORE", "memory")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run keygated");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("[metrics] listen") && err.contains("not a loopback address"),
+        "{err}"
+    );
 }
