@@ -135,7 +135,7 @@ impl Metrics {
         self.rate_limited.get_or_create(&Limited { limit }).inc();
     }
 
-    /// A token was missing, malformed or unknown.
+    /// A token was malformed or unknown.
     pub fn auth_failed(&self) {
         self.auth_failures.inc();
     }
@@ -167,7 +167,7 @@ impl Metrics {
         );
         r.register(
             "keygate_auth_failures",
-            "API calls with a missing, malformed or unknown token",
+            "API calls with a malformed or unknown token (one with none is not counted)",
             self.auth_failures.clone(),
         );
         r.register(
