@@ -35,6 +35,8 @@ pub struct Discord {
     ping: bool,
     /// How the gateway connection stands; the connection loop holds the sender.
     state: watch::Receiver<ChannelState>,
+    /// Connections made again after the first (the connection loop counts them).
+    reconnects: Arc<std::sync::atomic::AtomicU64>,
     stop: watch::Sender<bool>,
     /// Per live grant shown in a message: its ending-soon timer and its TTL.
     timers: Mutex<HashMap<RequestId, (AbortHandle, Duration)>>,
@@ -72,6 +74,7 @@ impl Discord {
         let ping = config.ping;
         let (state_tx, state) = watch::channel(ChannelState::Connecting);
         let (stop, stop_rx) = watch::channel(false);
+        let reconnects = Arc::default();
         crate::connection::spawn(
             Handler {
                 client: Arc::clone(&client),
@@ -82,6 +85,7 @@ impl Discord {
             config.token.expose_secret().to_owned(),
             config.gateway_url.as_deref(),
             state_tx,
+            Arc::clone(&reconnects),
             stop_rx,
         );
         Ok(Arc::new(Self {
@@ -89,6 +93,7 @@ impl Discord {
             messages,
             ping,
             state,
+            reconnects,
             stop,
             timers: Mutex::default(),
         }))
@@ -269,6 +274,10 @@ impl ApprovalChannel for Discord {
 
     fn state(&self) -> ChannelState {
         self.state.borrow().clone()
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.reconnects.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -3,6 +3,7 @@
 //! its handler and keeps the connection state that `keygate status` shows.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keygate_proto::approval::ChannelState;
@@ -21,12 +22,14 @@ fn is_loopback(url: &str) -> bool {
 }
 
 /// Starts the shard's loop: it runs until `stop` changes or the gateway refuses the bot
-/// for good, and says how it stands through `state`.
+/// for good, says how it stands through `state`, and counts in `reconnects` each time
+/// the connection came back after the first (resumed or identified afresh).
 pub(crate) fn spawn(
     handler: Handler,
     token: String,
     gateway_url: Option<&str>,
     state: watch::Sender<ChannelState>,
+    reconnects: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut config = ConfigBuilder::new(token, Intents::empty());
@@ -66,7 +69,12 @@ pub(crate) fn spawn(
                 Some(Ok(event)) => match event {
                     Event::Ready(_) | Event::Resumed => {
                         tracing::info!("Discord: connected");
-                        state.send_replace(ChannelState::Connected);
+                        // Anything but the first connection is a reconnect (twilight
+                        // may resume a dropped one without a close event first).
+                        let was = state.send_replace(ChannelState::Connected);
+                        if was != ChannelState::Connecting {
+                            reconnects.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Event::GatewayClose(_) | Event::GatewayReconnect => {
                         tracing::warn!("Discord: connection lost; reconnecting");

@@ -238,6 +238,8 @@ pub struct AuditLog {
     written: AtomicU64,
     /// The last write failed: nothing may be released until a write succeeds again.
     failing: AtomicBool,
+    /// How long each [`AuditLog::record`] took, fsync included (for `GET /metrics`).
+    writes: prometheus_client::metrics::histogram::Histogram,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -300,7 +302,13 @@ impl AuditLog {
                 lost: 0,
             }),
             failing: AtomicBool::new(false),
+            writes: crate::metrics::audit_write_histogram(),
         })
+    }
+
+    /// The histogram of write times (shared: observations made here show there).
+    pub fn write_histogram(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.writes.clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -312,7 +320,10 @@ impl AuditLog {
     /// The fsync blocks; on the daemon's multi-threaded runtime the worker's other tasks
     /// move to another thread meanwhile, so a burst of decisions cannot stall grant hits.
     pub fn record(&self, event: &Event<'_>) -> Result<(), AuditError> {
-        blocking(|| self.write(event, false))
+        let started = std::time::Instant::now();
+        let written = blocking(|| self.write(event, false));
+        self.writes.observe(started.elapsed().as_secs_f64());
+        written
     }
 
     /// For what must go ahead whatever the disk says: what reduces access (revocation,
@@ -320,7 +331,10 @@ impl AuditLog {
     /// be written now is held in memory and written, in order, before the next line that
     /// can be.
     pub fn record_or_hold(&self, event: &Event<'_>) {
-        if let Err(e) = blocking(|| self.write(event, true)) {
+        let started = std::time::Instant::now();
+        let written = blocking(|| self.write(event, true));
+        self.writes.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = written {
             tracing::error!("{e}; the line is held and will be written when the log can be");
         }
     }

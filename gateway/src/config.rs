@@ -48,6 +48,8 @@ struct FileConfig {
     audit: FileAudit,
     #[serde(default)]
     cluster: FileCluster,
+    #[serde(default)]
+    metrics: FileMetrics,
 }
 
 /// `[cluster]`: several keygated on one Redis (docs/cluster.md).
@@ -114,6 +116,12 @@ struct FileAudit {
     path: Option<PathBuf>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    listen: Option<String>,
+}
+
 /// `[discord]`, present only when a bot token is configured: what the Discord approval
 /// channel needs, checked here. The daemon's core never reads it; the `keygated` binary
 /// hands it to the bot.
@@ -172,6 +180,8 @@ pub struct Config {
     /// `KEYGATE_CLUSTER_REDIS_URL` / `[cluster] redis_url`: the cluster's Redis. A
     /// secret, since it may hold Redis's password.
     pub cluster_redis_url: Option<SecretString>,
+    /// `[metrics] listen`: a loopback address that serves `GET /metrics` with no token.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Reads an environment variable, treating an empty value as unset.
@@ -235,6 +245,7 @@ impl Config {
             discord: None,
             limits: Limits::default(),
             cluster_redis_url: None,
+            metrics_listen: None,
             paths,
         }
     }
@@ -339,9 +350,45 @@ impl Config {
             cluster_redis_url: env("KEYGATE_CLUSTER_REDIS_URL")
                 .or(file.cluster.redis_url)
                 .map(SecretString::from),
+            metrics_listen: metrics_listen(file.metrics.listen)?,
             paths,
         })
     }
+}
+
+/// `[metrics] listen` / `KEYGATE_METRICS_LISTEN`: `IP:PORT` on a loopback address only,
+/// since that listener asks for no token.
+fn metrics_listen(file: Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    const VAR: &str = "KEYGATE_METRICS_LISTEN";
+    let (raw, from_env) = match env(VAR) {
+        Some(v) => (v, true),
+        None => match file {
+            Some(v) => (v, false),
+            None => return Ok(None),
+        },
+    };
+    let fail = |message: String| {
+        if from_env {
+            ConfigError::Env {
+                var: VAR.into(),
+                message,
+            }
+        } else {
+            ConfigError::Invalid(format!("[metrics] listen: {message}"))
+        }
+    };
+    let addr: std::net::SocketAddr = raw.trim().parse().map_err(|_| {
+        fail(format!(
+            "`{}` is not an address: expected 127.0.0.1:PORT or [::1]:PORT",
+            raw.trim()
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(fail(format!(
+            "{addr} is not a loopback address: the metrics listener asks for no token, so it serves 127.0.0.1 or [::1] only (scrape others through GET /metrics with the operator token)"
+        )));
+    }
+    Ok(Some(addr))
 }
 
 /// `[limits] idle_timeout` / `KEYGATE_LIMITS_IDLE_TIMEOUT`: a humantime duration of at

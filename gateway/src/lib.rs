@@ -15,6 +15,7 @@ pub mod gate;
 pub mod gatekeeper;
 pub mod grants;
 pub mod identity;
+pub mod metrics;
 pub mod requests;
 pub mod store;
 pub mod terminal;

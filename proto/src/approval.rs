@@ -84,6 +84,11 @@ pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     fn state(&self) -> ChannelState {
         ChannelState::Ready
     }
+    /// How many times its connection came back after a drop since the daemon started
+    /// (for `GET /metrics`); 0 for a channel with nothing to connect to.
+    fn reconnects(&self) -> u64 {
+        0
+    }
 }
 
 /// How an approval channel stands. Displayed as `keygate status` shows it: `ready`,

@@ -6,6 +6,8 @@ pub mod browser;
 pub mod discord;
 pub mod exec;
 pub mod mcp;
+pub mod metrics;
+pub mod pyvenv;
 pub mod redis;
 
 use std::io::{Read as _, Write as _};

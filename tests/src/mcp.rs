@@ -41,56 +41,7 @@ pub fn client() -> Option<PathBuf> {
 }
 
 fn venv() -> Result<PathBuf, String> {
-    let keygate = bin("keygate");
-    let target = keygate
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("no target directory")?;
-    let dir = target.join("mcp-venv");
-    let python = dir.join("bin/python");
-    let stamp = dir.join("keygate-ready");
-    // One test process makes it; the others wait here for it.
-    let lock = std::fs::File::create(target.join("mcp-venv.lock"))
-        .map_err(|e| format!("cannot create the venv's lock file: {e}"))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock the venv: {e}"))?;
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == SDK) && python.exists() {
-        return Ok(python);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&dir),
-        "python3 -m venv (Debian: apt-get install python3-venv)",
-    )?;
-    run(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            SDK,
-        ]),
-        &format!("pip install {SDK}"),
-    )?;
-    std::fs::write(&stamp, SDK).map_err(|e| format!("cannot mark the venv ready: {e}"))?;
-    Ok(python)
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::pyvenv::venv("mcp-venv", SDK)
 }
 
 /// One `driver.py` session against `keygate mcp`.

@@ -6,6 +6,7 @@
 mod auth;
 pub mod body;
 mod error;
+pub mod metrics_listener;
 mod router;
 mod routes;
 pub mod server;

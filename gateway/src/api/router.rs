@@ -8,7 +8,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::error::ApiError;
-use super::routes::{agents, audit, grants, health, policy, requests, secrets, status, store};
+use super::routes::{
+    agents, audit, grants, health, metrics, policy, requests, secrets, status, store,
+};
 use super::{Ctx, auth};
 
 /// Answers one HTTP request.
@@ -97,6 +99,9 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
 
     if !long && segments == ["healthz"] && *m == Method::GET {
         return Ok(health::get());
+    }
+    if !long && segments == ["metrics"] && *m == Method::GET {
+        return metrics::get(&gate, &auth::caller(&gate, &parts)?);
     }
     if segments.first() != Some(&"v1") {
         return Err(ApiError::not_found(format!("no route {path}")));

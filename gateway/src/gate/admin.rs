@@ -3,6 +3,7 @@
 //! never waits on the audit log.
 
 use keygate_proto::api::{ChannelStatus, Status};
+use keygate_proto::approval::ChannelState;
 use keygate_proto::{AgentName, SecretName, SecretValue};
 
 use super::{Gate, GateError, Selector, actor};
@@ -67,6 +68,25 @@ impl Gate {
         )
         .await?;
         Ok(())
+    }
+
+    /// Every metric, in the Prometheus text format: the counters as they stand and, read
+    /// from the tables now, what the daemon holds (for the operator only: the API checks).
+    pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        let discord = self
+            .channels()
+            .iter()
+            .find(|c| c.name() == "discord")
+            .map(|c| crate::metrics::DiscordSnapshot {
+                connected: c.state() == ChannelState::Connected,
+                reconnects: c.reconnects(),
+            });
+        self.metrics.render(&crate::metrics::Snapshot {
+            requests_pending: self.requests.pending_of(None),
+            grants_live: self.grants.list().len(),
+            store_locked: self.store.is_locked(),
+            discord,
+        })
     }
 
     /// The daemon's state as `caller` may see it: an agent sees its own requests and

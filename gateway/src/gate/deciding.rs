@@ -87,6 +87,8 @@ impl Gate {
             Record::Reducing => self.audit.record_or_hold(&t.event()),
         }
         let grant = t.grant.take();
+        // Counted once audited: from here on, the change has happened.
+        self.metrics.settled(request.created_at, &t.next);
         let view = self
             .requests
             .apply(t)

@@ -84,6 +84,7 @@ fn asked(agent: &Agent, body: FileRequest) -> Result<(Asked, Option<Duration>), 
 impl Gate {
     fn check_rate(&self, agent: &Agent) -> Result<(), GateError> {
         if self.requests.pending_of(Some(agent)) >= self.limits.pending_per_agent as usize {
+            self.metrics.rate_limited(crate::metrics::Limit::Pending);
             return Err(GateError::RateLimited(
                 format!(
                     "agent `{agent}` already has {} pending requests; wait for a decision or cancel one",
@@ -111,6 +112,7 @@ impl Gate {
                 .filed
                 .front()
                 .map_or(minute, |t| minute.saturating_sub(now.duration_since(*t)));
+            self.metrics.rate_limited(crate::metrics::Limit::PerMinute);
             return Err(GateError::RateLimited(
                 format!(
                     "agent `{agent}` filed {} requests in the last minute",
@@ -185,6 +187,7 @@ impl Gate {
     ) -> Result<Option<Arc<crate::grants::Grant>>, GateError> {
         self.audit.record(&t.event())?;
         let grant = t.grant.take();
+        self.metrics.settled(request.created_at, &t.next);
         request.state = t.next;
         Ok(grant)
     }

@@ -122,6 +122,8 @@ pub struct Gate {
     windows: Mutex<HashMap<AgentName, filing::RateWindow>>,
     started: Instant,
     shutting_down: watch::Sender<bool>,
+    /// What `GET /metrics` counts as it happens.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Gate {
@@ -168,6 +170,7 @@ impl Gate {
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Ended>) {
         let (grants, ended) = Grants::new();
         let (shutting_down, _) = watch::channel(false);
+        let metrics = crate::metrics::Metrics::new(audit.write_histogram());
         let gate = Arc::new(Self {
             policy: RwLock::new(Arc::new(policy)),
             store: CachedStore::new(store),
@@ -181,6 +184,7 @@ impl Gate {
             windows: Mutex::default(),
             started: Instant::now(),
             shutting_down,
+            metrics,
         });
         (gate, ended)
     }
@@ -240,6 +244,7 @@ impl Gate {
 
     /// A token was missing, malformed or unknown: counted, not logged line by line.
     pub fn auth_failed(&self, path: &str, why: &'static str) {
+        self.metrics.auth_failed();
         self.auth_failures.note(&self.audit, path, why);
     }
 

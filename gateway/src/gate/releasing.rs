@@ -58,6 +58,7 @@ impl Gate {
         // current before its value was read, so a change meanwhile makes it stale.
         let generation = self.store.generation();
         if let Some(body) = found.as_ref().and_then(|g| g.answer(secret, generation)) {
+            self.metrics.released();
             return Ok(body);
         }
         let release = self.release_under(agent, secret, found.as_ref()).await?;
@@ -106,14 +107,18 @@ impl Gate {
         if !self.audit.is_writable() {
             return None;
         }
-        self.grants.take_kept_where(
+        let kept = self.grants.take_kept_where(
             agent,
             is_secret,
             command,
             self.store.generation(),
             now,
             last,
-        )
+        );
+        if kept.is_some() {
+            self.metrics.released();
+        }
+        kept
     }
 
     /// The value of `secret` for `agent`, under `grant` (its read taken and held open by
@@ -172,6 +177,7 @@ impl Gate {
             }
             return Err(e.into());
         }
+        self.metrics.released();
         Ok(Release {
             name: secret.clone(),
             value,

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod audit;
 pub mod grants;
 pub mod health;
+pub mod metrics;
 pub mod policy;
 pub mod requests;
 pub mod secrets;

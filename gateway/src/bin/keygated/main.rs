@@ -32,7 +32,8 @@ ENVIRONMENT:
   KEYGATE_<SECTION>_<KEY> sets any config key and wins over the file, e.g.
   KEYGATE_DISCORD_TOKEN, KEYGATE_DISCORD_CHANNEL_ID, KEYGATE_DISCORD_GUILD_ID,
   KEYGATE_SECRET_STORE (keyring|file|memory), KEYGATE_STORE_PASSPHRASE,
-  KEYGATE_SERVER_LISTEN. RUST_LOG sets the log level (default info).
+  KEYGATE_SERVER_LISTEN, KEYGATE_METRICS_LISTEN (127.0.0.1:PORT: GET /metrics with no
+  token, loopback only). RUST_LOG sets the log level (default info).
 
 SIGNALS:
   SIGHUP reloads the policies (a broken file keeps the old ones); SIGTERM and SIGINT

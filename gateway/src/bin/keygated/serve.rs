@@ -44,6 +44,8 @@ pub struct Running {
     pub discord: Option<Arc<Discord>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
+    /// The tokenless metrics listener, when `[metrics] listen` asks for one.
+    metrics: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
     socket: std::path::PathBuf,
 }
@@ -58,6 +60,9 @@ impl Running {
         }
         self.stop.send_replace(true);
         let _ = self.server.await;
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
+        }
         let _ = self.maintenance.await;
         self.gate.audit_stopped();
         let _ = std::fs::remove_file(&self.socket);
@@ -121,7 +126,25 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(listen) = &listen {
         listeners.push(tcp_listener(config, listen).await?);
     }
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            api::metrics_listener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let (stop, stop_rx) = watch::channel(false);
+    let metrics = metrics_listener.map(|l| {
+        if let Ok(bound) = l.local_addr() {
+            tracing::info!("serving metrics on http://{bound}/metrics (no token, loopback only)");
+        }
+        tokio::spawn(api::metrics_listener::serve(
+            l,
+            Arc::clone(&gate),
+            stop_rx.clone(),
+        ))
+    });
     let server = tokio::spawn(api::server::serve(
         listeners,
         Arc::clone(&gate),
@@ -135,6 +158,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         discord,
         stop,
         server,
+        metrics,
         maintenance,
         socket: config.socket.clone(),
     })
