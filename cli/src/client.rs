@@ -53,6 +53,9 @@ enum Target {
         port: u16,
         tls: tokio_rustls::TlsConnector,
     },
+    /// `keygate --standalone`: the gate in this very process, reached over an in-memory
+    /// connection that nothing outside the process can dial.
+    InProcess(keygate_gateway::api::server::Dialer),
 }
 
 impl std::fmt::Debug for Target {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Target {
         match self {
             Self::Unix { socket, .. } => write!(f, "unix://{}", socket.display()),
             Self::Https { host, port, .. } => write!(f, "https://{host}:{port}"),
+            Self::InProcess(_) => f.write_str("standalone"),
         }
     }
 }
@@ -190,6 +194,16 @@ impl Client {
         })
     }
 
+    /// A client of the gate in this process (`keygate --standalone`), acting with
+    /// `token`, which exists in this process only.
+    pub fn in_process(dialer: keygate_gateway::api::server::Dialer, token: &str) -> Self {
+        Self {
+            target: Target::InProcess(dialer),
+            token: Some(Zeroizing::new(token.to_owned())),
+            daemon_uids: Vec::new(),
+        }
+    }
+
     /// Calls the daemon and decodes its JSON answer.
     pub async fn call<T: DeserializeOwned>(
         &self,
@@ -267,6 +281,16 @@ impl Client {
                     failure,
                 })?;
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+            }
+            Target::InProcess(dialer) => {
+                let pipe = dialer.dial().await.map_err(|e| {
+                    plain(Exit::Error, format!("the standalone gate has stopped: {e}"))
+                })?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(pipe))
                     .await
                     .map_err(handshake)?;
                 tokio::spawn(conn);

@@ -16,5 +16,6 @@ pub mod gatekeeper;
 pub mod grants;
 pub mod identity;
 pub mod requests;
+pub mod runtime;
 pub mod store;
 pub mod terminal;
