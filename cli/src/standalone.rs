@@ -16,7 +16,9 @@ use keygate_gateway::config::Config;
 use keygate_gateway::runtime::StartError;
 use keygate_gateway::runtime::standalone::{Options, Standalone};
 use keygate_proto::AgentName;
-use secrecy::ExposeSecret as _;
+use std::io::IsTerminal as _;
+
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::args::Command;
 use crate::client::Client;
@@ -119,8 +121,37 @@ pub async fn run(command: Command, agent: Option<AgentName>) -> Outcome<u8> {
     let gate = Standalone::start(&config, &options)
         .await
         .map_err(|e| start_failed(&e))?;
-    let client = Client::in_process(gate.dialer(), gate.token().expose_secret());
-    let done = crate::dispatch(client, command).await;
+    let done = match unlock_if_needed(&gate, &command).await {
+        Ok(()) => {
+            let client = Client::in_process(gate.dialer(), gate.token().expose_secret());
+            crate::dispatch(client, command).await
+        }
+        Err(e) => Err(e),
+    };
     gate.shut_down().await;
     done
+}
+
+/// An encrypted store with no passphrase given (`KEYGATE_STORE_PASSPHRASE`) opens
+/// locked. There is no `keygate unlock` to run beside a standalone run, so a command that
+/// reads or writes values asks for the passphrase on the terminal; with no terminal it
+/// stops here, saying what to set.
+async fn unlock_if_needed(gate: &Standalone, command: &Command) -> Outcome {
+    let needs_values = matches!(
+        command,
+        Command::Get(_) | Command::Exec(_) | Command::Mcp | Command::Secrets(_)
+    );
+    if !needs_values || !gate.store_locked() {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::error(
+            "the secret store is locked: set KEYGATE_STORE_PASSPHRASE (a standalone run asks for it only on a terminal)",
+        ));
+    }
+    let passphrase = rpassword::prompt_password("passphrase for the keygate secret store: ")
+        .map_err(|e| Failure::error(format!("cannot read the passphrase: {e}")))?;
+    gate.unlock(SecretString::from(passphrase))
+        .await
+        .map_err(|e| Failure::error(e.to_string()))
 }

@@ -239,7 +239,8 @@ fn standalone_acts_as_a_registered_agent_or_as_the_operator() {
     // An allow rule needs nobody: no Discord configured, and the value comes at once.
     let got = standalone(&d, Some("ci-one"), &["get", "public/readme"]).ok();
     assert_eq!(got.stdout, "hello standalone\n");
-    // KEYGATE_MODE and KEYGATE_AGENT say the same as the flags; exec masks as ever.
+    // KEYGATE_MODE and KEYGATE_AGENT say the same as the flags; exec masks as ever, and
+    // its child never gets the store's passphrase this process was given.
     let ran = d
         .keygate_as(
             "",
@@ -250,7 +251,7 @@ fn standalone_acts_as_a_registered_agent_or_as_the_operator() {
                 "--",
                 "sh",
                 "-c",
-                "echo \"$PUBLIC_README\"",
+                "echo \"$PUBLIC_README\"; echo \"pass=${KEYGATE_STORE_PASSPHRASE:-none}\"",
             ],
         )
         .env_remove("KEYGATE_TOKEN")
@@ -258,7 +259,7 @@ fn standalone_acts_as_a_registered_agent_or_as_the_operator() {
         .env("KEYGATE_MODE", "standalone")
         .env("KEYGATE_AGENT", "ci-one")
         .ok();
-    assert_eq!(ran.stdout, "<keygate:public/readme>\n");
+    assert_eq!(ran.stdout, "<keygate:public/readme>\npass=none\n");
 
     // An agent nobody registered is refused (5), before any request is filed.
     let r = standalone(&d, Some("ci-ghost"), &["get", "public/readme"]).run();
@@ -286,6 +287,18 @@ fn standalone_acts_as_a_registered_agent_or_as_the_operator() {
         r.stderr
     );
     assert_eq!(r.stderr.trim_end().lines().count(), 1, "{}", r.stderr);
+
+    // The encrypted store with no passphrase and no terminal to ask on: one line, and
+    // the run still ends (its gate stops at once, before its tasks have even run).
+    let r = standalone(&d, Some("ci-one"), &["get", "public/readme"])
+        .env_remove("KEYGATE_STORE_PASSPHRASE")
+        .run();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("locked: set KEYGATE_STORE_PASSPHRASE"),
+        "{}",
+        r.stderr
+    );
 
     let v = standalone(&d, None, &["audit", "--verify"]).ok();
     assert!(v.stderr.contains("hash chain unbroken"), "{v:?}");

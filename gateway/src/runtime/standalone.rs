@@ -143,6 +143,17 @@ impl Standalone {
         self.dialer.clone()
     }
 
+    /// Whether the secret store is locked (an encrypted file with no passphrase given).
+    pub fn store_locked(&self) -> bool {
+        self.gate.store_locked()
+    }
+
+    /// Unlocks the store with `passphrase` (audited), as `keygate unlock` does a
+    /// daemon's.
+    pub async fn unlock(&self, passphrase: SecretString) -> Result<(), crate::gate::GateError> {
+        self.gate.unlock_store(passphrase).await
+    }
+
     /// The token this process acts with (the agent's, or the operator's).
     pub fn token(&self) -> &SecretString {
         &self.token
