@@ -72,6 +72,9 @@ impl std::fmt::Debug for Target {
 pub struct Client {
     target: Target,
     token: Option<Zeroizing<String>>,
+    /// Whether `token` is the one this run was given (`KEYGATE_TOKEN`, or a standalone
+    /// run's own), not the operator token file read as a fallback.
+    given: bool,
     /// Who may be listening on a Unix socket: this user, and `KEYGATE_DAEMON_UID`.
     daemon_uids: Vec<u32>,
 }
@@ -175,6 +178,7 @@ impl Client {
                 }
             },
         };
+        let given = std::env::var("KEYGATE_TOKEN").is_ok_and(|v| !v.is_empty());
         let token = match std::env::var("KEYGATE_TOKEN")
             .ok()
             .filter(|v| !v.is_empty())
@@ -190,6 +194,7 @@ impl Client {
         Ok(Self {
             target,
             token,
+            given,
             daemon_uids,
         })
     }
@@ -200,8 +205,15 @@ impl Client {
         Self {
             target: Target::InProcess(dialer),
             token: Some(Zeroizing::new(token.to_owned())),
+            given: true,
             daemon_uids: Vec::new(),
         }
+    }
+
+    /// Whether this client acts with a token it was given (`KEYGATE_TOKEN`, or a
+    /// standalone run's), rather than the operator token file it falls back to.
+    pub fn token_given(&self) -> bool {
+        self.given
     }
 
     /// Calls the daemon and decodes its JSON answer.

@@ -110,13 +110,16 @@ pub async fn run(command: Command, agent: Option<AgentName>) -> Outcome<u8> {
     let options = options(&command, agent)?;
     // The gate's own log is keygated's: off unless RUST_LOG asks for it (every failure
     // the command meets is already its one line on stderr), and never on stdout.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    // (`mcp` sets up its own: stderr is its log.)
+    if !matches!(command, Command::Mcp) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
     let config = Config::load(None).map_err(|e| Failure::error(e.to_string()))?;
     let gate = Standalone::start(&config, &options)
         .await

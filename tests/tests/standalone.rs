@@ -3,12 +3,14 @@
 //! log), connects its own bot to the Discord simulator for as long as it waits, and
 //! exits; `keygated` and a standalone run refuse to share one state directory.
 
+use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use keygate_discord_sim::{PressSpec, SimMessage};
 use keygate_tests::discord::{Shown, World};
-use keygate_tests::{Cli, Daemon, POLICY, bin, finish, poll};
+use keygate_tests::{Cli, Daemon, POLICY, Ran, bin, poll};
 
 const OPS: u64 = 111_111_111_111_111_111;
 const VALUE: &str = "ghp_STANDALONE_never_shown_7";
@@ -42,16 +44,58 @@ fn standalone(d: &Daemon, agent: Option<&str>, args: &[&str]) -> Cli {
         .env_remove("RUST_LOG")
 }
 
-/// Starts a standalone `get` as `ci-one`; returns it once its own bot is connected and
-/// its request's message is posted.
-fn ask(w: &World, reason: &str) -> (Child, SimMessage) {
+/// A standalone `get` waiting for a decision.
+struct Waiting {
+    child: Child,
+    /// The message its request was posted as.
+    msg: SimMessage,
+    /// The line it printed once its request was filed and pending.
+    said: String,
+    /// Its later stderr lines, read as they come.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Waiting {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to end: its exit code, stdout, and whole stderr.
+    fn finish(self) -> Ran {
+        let out = self.child.wait_with_output().expect("keygate output");
+        let mut stderr = format!("{}\n", self.said);
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        }
+    }
+}
+
+/// Starts a standalone `get` as `ci-one`; returns it once its own bot is connected, its
+/// request's message is posted, and it has said that it waits (so a press cannot come
+/// before its request is filed, and the line is always there to check).
+fn ask(w: &World, reason: &str) -> Waiting {
     let before = w.sim.identify_count();
-    let child = standalone(
+    let mut child = standalone(
         &w.d,
         Some("ci-one"),
         &["get", "github/token", "--reason", reason],
     )
     .spawn();
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     assert!(
         w.rt.block_on(
             w.sim
@@ -62,7 +106,13 @@ fn ask(w: &World, reason: &str) -> (Child, SimMessage) {
     let msg =
         w.rt.block_on(w.sim.wait_for_message(|m| m.text().contains(reason), WAIT))
             .expect("the standalone run posted its request");
-    (child, msg)
+    let said = lines.recv_timeout(WAIT).expect("the waiting line");
+    Waiting {
+        child,
+        msg,
+        said,
+        lines,
+    }
 }
 
 fn press(w: &World, msg: &SimMessage, style: u8) -> Shown {
@@ -92,19 +142,27 @@ fn audit_events(d: &Daemon) -> Vec<serde_json::Value> {
 #[test]
 fn standalone_get_is_approved_in_discord_and_its_grant_ends_with_the_process() {
     let w = world();
-    let (child, msg) = ask(&w, "standalone approve");
+    let asked = ask(&w, "standalone approve");
+    let msg = asked.msg.clone();
+    // The waiting line, off a terminal: where it was posted and when it expires.
+    assert!(
+        asked
+            .said
+            .starts_with("keygate: waiting for approval of req_")
+            && asked.said.contains("(posted to discord); it expires in"),
+        "{}",
+        asked.said
+    );
     let text = msg.text();
     assert!(
         text.contains("ci-one") && text.contains("github/token"),
         "{text}"
     );
     assert_eq!(press(&w, &msg, 3), Shown::Updated);
-    let r = finish(child);
+    let r = asked.finish();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, format!("{VALUE}\n"));
-    // The waiting line, off a terminal: where it was posted and when it expires.
-    assert!(r.stderr.contains("(posted to discord)"), "{}", r.stderr);
-    assert!(r.stderr.contains("approved by"), "{}", r.stderr);
+    assert!(r.stderr.contains("approved by @ops"), "{}", r.stderr);
     assert!(!r.stderr.contains(VALUE));
 
     // Its grant ended with it: audited, and the message says so.
@@ -150,9 +208,9 @@ fn standalone_get_is_approved_in_discord_and_its_grant_ends_with_the_process() {
 #[test]
 fn standalone_get_denied_in_discord_exits_3() {
     let w = world();
-    let (child, msg) = ask(&w, "standalone deny");
-    assert_eq!(press(&w, &msg, 4), Shown::Updated);
-    let r = finish(child);
+    let asked = ask(&w, "standalone deny");
+    assert_eq!(press(&w, &asked.msg, 4), Shown::Updated);
+    let r = asked.finish();
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stdout.is_empty(), "{r:?}");
     assert!(r.stderr.contains("denied by"), "{}", r.stderr);
@@ -205,10 +263,10 @@ fn standalone_and_keygated_refuse_to_share_a_state_directory() {
 
     // keygated beside a waiting standalone run refuses too, naming it.
     w.d.stop();
-    let (child, msg) = ask(&w, "standalone lock");
+    let asked = ask(&w, "standalone lock");
     let out = keygated_beside(&w.d);
     let err = String::from_utf8_lossy(&out.stderr);
-    let standalone_pid = child.id();
+    let standalone_pid = asked.pid();
     assert!(
         err.contains(&format!(
             "keygate --standalone (pid {standalone_pid}) is using this state directory"
@@ -216,8 +274,8 @@ fn standalone_and_keygated_refuse_to_share_a_state_directory() {
         "{err}"
     );
     // The standalone run goes on undisturbed: it is approved and answers.
-    assert_eq!(press(&w, &msg, 3), Shown::Updated);
-    let r = finish(child);
+    assert_eq!(press(&w, &asked.msg, 3), Shown::Updated);
+    let r = asked.finish();
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, format!("{VALUE}\n"));
     // Gone with it, the lock: keygated starts again.
