@@ -137,11 +137,16 @@ impl Discord {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Waits until every message edit already started has been sent (or given up), for
-    /// at most `timeout`: a process about to exit (`keygate --standalone`) lets its last
-    /// words reach the channel. `true` when none is left.
+    /// Waits until no press is being answered and every message edit already started has
+    /// been sent (or given up), for at most `timeout`: a process about to exit
+    /// (`keygate --standalone`) lets its last words reach the channel, and a change made
+    /// after this is not skipped as one a press would show. `true` when none is left.
     pub async fn settle(&self, timeout: Duration) -> bool {
         let settled = async {
+            // A press's answer has no wake-up of its own: looked at every few ms.
+            while self.messages.pressing() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             loop {
                 let done = self.edits.done.notified();
                 tokio::pin!(done);

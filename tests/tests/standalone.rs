@@ -194,7 +194,16 @@ fn standalone_get_is_approved_in_discord_and_its_grant_ends_with_the_process() {
         |m| m.text().contains("Grant revoked"),
         WAIT,
     ));
-    assert!(ended.is_some(), "the message still shows a live grant");
+    assert!(
+        ended.is_some(),
+        "the message still shows a live grant: {:?} {:?}",
+        w.sim.message(msg.id).map(|m| m.text()),
+        w.sim
+            .rest_log()
+            .iter()
+            .map(|c| (c.route, c.status, c.path.clone()))
+            .collect::<Vec<_>>()
+    );
 
     // The standalone lines continue the daemon's hash chain: both verify it.
     let v = standalone(&w.d, None, &["audit", "--verify"]).ok();

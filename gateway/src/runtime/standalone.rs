@@ -163,6 +163,11 @@ impl Standalone {
     /// serving, lets the last Discord edits go out, and writes the run's last audit
     /// line. The lock goes with `self`.
     pub async fn shut_down(self) {
+        // The edits already on their way (the approval) first: sent side by side, the
+        // grant's end could reach Discord before them and be overwritten.
+        if let Some(d) = &self.discord {
+            d.settle(SETTLE).await;
+        }
         let by = Actor {
             who: "keygate --standalone (exit)".into(),
             via: "standalone",
