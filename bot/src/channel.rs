@@ -40,6 +40,35 @@ pub struct Discord {
     stop: watch::Sender<bool>,
     /// Per live grant shown in a message: its ending-soon timer and its TTL.
     timers: Mutex<HashMap<RequestId, (AbortHandle, Duration)>>,
+    /// Message edits started and not yet sent (or given up): see [`Discord::settle`].
+    edits: Arc<Edits>,
+}
+
+/// How many message edits are on their way, and a wake-up when one is done.
+#[derive(Debug, Default)]
+struct Edits {
+    in_flight: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Edits {
+    fn begin(self: &Arc<Self>) -> EditGuard {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        EditGuard(Arc::clone(self))
+    }
+}
+
+/// One edit on its way; done when dropped (sent, given up, or its task cancelled).
+struct EditGuard(Arc<Edits>);
+
+impl Drop for EditGuard {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.done.notify_waiters();
+    }
 }
 
 /// When a grant of `ttl` counts as ending soon: 2 minutes or a fifth of its TTL before
@@ -96,6 +125,7 @@ impl Discord {
             reconnects,
             stop,
             timers: Mutex::default(),
+            edits: Arc::default(),
         }))
     }
 
@@ -112,10 +142,40 @@ impl Discord {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits until no press is being answered and every message edit already started has
+    /// been sent (or given up), for at most `timeout`: a process about to exit
+    /// (`keygate --standalone`) lets its last words reach the channel, and a change made
+    /// after this is not skipped as one a press would show. `true` when none is left.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let settled = async {
+            // A press's answer has no wake-up of its own: looked at every few ms.
+            while self.messages.pressing() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            loop {
+                let done = self.edits.done.notified();
+                tokio::pin!(done);
+                done.as_mut().enable();
+                if self
+                    .edits
+                    .in_flight
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    == 0
+                {
+                    return;
+                }
+                done.await;
+            }
+        };
+        tokio::time::timeout(timeout, settled).await.is_ok()
+    }
+
     /// Edits a message in the background: `notify` must not block.
     fn edit_later(&self, message: Id<MessageMarker>, rendered: Rendered) {
         let c = Arc::clone(&self.client);
+        let edit = self.edits.begin();
         tokio::spawn(async move {
+            let _edit = edit;
             let result = with_retry("editing a request message", || async {
                 c.http
                     .update_message(c.channel, message)

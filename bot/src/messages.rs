@@ -174,6 +174,11 @@ impl Messages {
     /// The edit `change` needs, if any: which message, and what it should show now. A
     /// message a press is updating needs none; a request that ends without a grant, or
     /// a grant that ends, is forgotten after this last edit.
+    /// Whether a press is being answered for some request now.
+    pub(crate) fn pressing(&self) -> bool {
+        !lock(&self.in_flight).is_empty()
+    }
+
     pub(crate) fn edit_for(&self, change: &Change) -> Option<(Id<MessageMarker>, Rendered)> {
         match change {
             Change::Request(view) => {

@@ -25,11 +25,30 @@ ENVIRONMENT:
   KEYGATE_TOKEN        your token (default: the operator token file, if readable)
   KEYGATE_FINGERPRINT  over https: pin the daemon's certificate (sha256:<64 hex digits>)
   KEYGATE_CA           over https: a PEM file of certificates to trust
+  KEYGATE_MODE         `standalone`: as --standalone (`daemon`, or unset: use keygated)
+  KEYGATE_AGENT        with --standalone: the agent to act as (as --agent)
+
+STANDALONE (no daemon):
+  keygate --standalone --agent NAME get SECRET     run the gate in this process: the
+  keygate --standalone --agent NAME exec ... -- CMD  daemon's config, policies, store,
+  keygate --standalone secrets set NAME            audit log and Discord, until done
+  Refused while a keygated serves the same state. See docs/standalone.md.
 
 EXIT CODES:
   0 done   1 other error   2 usage   3 denied   4 no decision in time
   5 not authenticated or not allowed   6 daemon unreachable")]
 pub struct Cli {
+    /// Run the gate in this process, with no daemon: the daemon's own config, policies,
+    /// secret store, audit log and Discord bot, for as long as this command runs; its
+    /// grants end with it. `get`, `exec` and `mcp` act as the agent named by --agent;
+    /// `secrets`, `agents`, `audit` and `policy` as the operator. Refused while a keygated
+    /// serves the same state directory. Also KEYGATE_MODE=standalone.
+    #[arg(long, global = true)]
+    pub standalone: bool,
+    /// With --standalone: the registered agent to act as (its policies apply; no token
+    /// needed, since this process holds the store).
+    #[arg(long, env = "KEYGATE_AGENT", value_name = "NAME")]
+    pub agent: Option<AgentName>,
     #[command(subcommand)]
     pub command: Command,
 }

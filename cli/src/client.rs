@@ -53,6 +53,9 @@ enum Target {
         port: u16,
         tls: tokio_rustls::TlsConnector,
     },
+    /// `keygate --standalone`: the gate in this very process, reached over an in-memory
+    /// connection that nothing outside the process can dial.
+    InProcess(keygate_gateway::api::server::Dialer),
 }
 
 impl std::fmt::Debug for Target {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Target {
         match self {
             Self::Unix { socket, .. } => write!(f, "unix://{}", socket.display()),
             Self::Https { host, port, .. } => write!(f, "https://{host}:{port}"),
+            Self::InProcess(_) => f.write_str("standalone"),
         }
     }
 }
@@ -68,6 +72,9 @@ impl std::fmt::Debug for Target {
 pub struct Client {
     target: Target,
     token: Option<Zeroizing<String>>,
+    /// Whether `token` is the one this run was given (`KEYGATE_TOKEN`, or a standalone
+    /// run's own), not the operator token file read as a fallback.
+    given: bool,
     /// Who may be listening on a Unix socket: this user, and `KEYGATE_DAEMON_UID`.
     daemon_uids: Vec<u32>,
 }
@@ -171,6 +178,7 @@ impl Client {
                 }
             },
         };
+        let given = std::env::var("KEYGATE_TOKEN").is_ok_and(|v| !v.is_empty());
         let token = match std::env::var("KEYGATE_TOKEN")
             .ok()
             .filter(|v| !v.is_empty())
@@ -186,8 +194,26 @@ impl Client {
         Ok(Self {
             target,
             token,
+            given,
             daemon_uids,
         })
+    }
+
+    /// A client of the gate in this process (`keygate --standalone`), acting with
+    /// `token`, which exists in this process only.
+    pub fn in_process(dialer: keygate_gateway::api::server::Dialer, token: &str) -> Self {
+        Self {
+            target: Target::InProcess(dialer),
+            token: Some(Zeroizing::new(token.to_owned())),
+            given: true,
+            daemon_uids: Vec::new(),
+        }
+    }
+
+    /// Whether this client acts with a token it was given (`KEYGATE_TOKEN`, or a
+    /// standalone run's), rather than the operator token file it falls back to.
+    pub fn token_given(&self) -> bool {
+        self.given
     }
 
     /// Calls the daemon and decodes its JSON answer.
@@ -267,6 +293,16 @@ impl Client {
                     failure,
                 })?;
                 let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                sender
+            }
+            Target::InProcess(dialer) => {
+                let pipe = dialer.dial().await.map_err(|e| {
+                    plain(Exit::Error, format!("the standalone gate has stopped: {e}"))
+                })?;
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(pipe))
                     .await
                     .map_err(handshake)?;
                 tokio::spawn(conn);

@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod failure;
 mod output;
+mod standalone;
 mod tls;
 
 use std::process::ExitCode;
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Error as u8);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("keygate: {failure}");
@@ -48,14 +49,23 @@ fn main() -> ExitCode {
 }
 
 /// Runs one command; the exit code on success (0, or `exec`'s child's own).
-async fn run(command: Command) -> Outcome<u8> {
+async fn run(cli: args::Cli) -> Outcome<u8> {
+    let command = cli.command;
     // These two describe the CLI itself: no daemon, no token, no environment needed.
     match command {
         Command::Completions { shell } => return completions::run(shell).map(|()| 0),
         Command::Man { dir } => return man::run(dir.as_deref()).map(|()| 0),
         _ => {}
     }
-    let client = client::Client::from_env()?;
+    if standalone::requested(cli.standalone)? {
+        // Boxed: the whole gate lives in it, and the daemon path need not carry its size.
+        return Box::pin(standalone::run(command, cli.agent)).await;
+    }
+    dispatch(client::Client::from_env()?, command).await
+}
+
+/// Carries out one command through `client` (keygated's, or the standalone gate's).
+async fn dispatch(client: client::Client, command: Command) -> Outcome<u8> {
     let done = match command {
         Command::Exec(args) => return exec::run(&client, args).await,
         Command::Get(args) => get::run(&client, args).await,

@@ -54,6 +54,14 @@ pub enum Event<'a> {
         rules: usize,
     },
     DaemonStopped,
+    /// `keygate --standalone` opened the state in-process (`pid` is its own); its
+    /// requests and grants end with it.
+    StandaloneStarted {
+        store: &'a str,
+        rules: usize,
+        pid: u32,
+    },
+    StandaloneStopped,
     PolicyReloaded {
         rules: usize,
     },

@@ -151,6 +151,8 @@ pub struct Identities {
     /// Moves on every change to the agents: a [`Remembered`] token from before a change
     /// is looked up again.
     epoch: AtomicU64,
+    /// Tokens made by [`Identities::session`]: this process's only, never written.
+    sessions: RwLock<Vec<(Hash, Caller)>>,
 }
 
 /// The token a connection last presented, and whose it was (see
@@ -228,6 +230,7 @@ impl Identities {
             agents_path: agents_path.to_path_buf(),
             agents: RwLock::new(agents),
             epoch: AtomicU64::new(0),
+            sessions: RwLock::default(),
         })
     }
 
@@ -276,7 +279,55 @@ impl Identities {
                 });
             }
         }
-        found.map(Caller::Agent)
+        if let Some(agent) = found {
+            return Some(Caller::Agent(agent));
+        }
+        let sessions = self
+            .sessions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut session = None;
+        for (h2, caller) in sessions.iter() {
+            if same(&h, h2) {
+                session = Some(caller.clone());
+            }
+        }
+        // A session of an agent lasts no longer than that registration of it.
+        session.filter(|c| match c {
+            Caller::Operator => true,
+            Caller::Agent(a) => agents.get(&a.name).is_some_and(|r| r.serial == a.serial),
+        })
+    }
+
+    /// A fresh token for the operator (`None`) or a registered agent, that works in this
+    /// process only: it is kept as a hash in memory, never written anywhere, and dies
+    /// with the process. `keygate --standalone` acts through one, so that it goes through
+    /// the same authentication and the same per-caller rules as a client of keygated. An
+    /// agent that is not registered is refused: policies, audit lines and grants name
+    /// registered agents only.
+    pub fn session(&self, agent: Option<&AgentName>) -> Result<SecretString, IdentityError> {
+        let caller = match agent {
+            None => Caller::Operator,
+            Some(name) => {
+                let agents = self
+                    .agents
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let r = agents
+                    .get(name)
+                    .ok_or_else(|| IdentityError::Unknown(name.clone()))?;
+                Caller::Agent(Agent {
+                    name: name.clone(),
+                    serial: r.serial,
+                })
+            }
+        };
+        let token = new_token("kgs_");
+        self.sessions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((hash(token.expose_secret()), caller));
+        Ok(token)
     }
 
     /// Adds an agent and returns its token, which is never stored.

@@ -17,5 +17,6 @@ pub mod grants;
 pub mod identity;
 pub mod metrics;
 pub mod requests;
+pub mod runtime;
 pub mod store;
 pub mod terminal;

@@ -26,6 +26,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{ApiError, Ctx};
 
+mod in_process;
+pub use in_process::{Dialer, InProcessListener, in_process};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error("another keygated is already serving on {}: stop it first", .0.display())]
@@ -96,6 +99,8 @@ pub enum Listener {
     Unix(UnixListener),
     /// TCP, with TLS unless `None` (plain HTTP, loopback only).
     Tcp(TcpListener, Option<TlsAcceptor>),
+    /// Connections from inside this process ([`in_process`]): `keygate --standalone`.
+    InProcess(InProcessListener),
 }
 
 impl std::fmt::Debug for Listener {
@@ -107,6 +112,7 @@ impl std::fmt::Debug for Listener {
                 .field(l)
                 .field(&tls.as_ref().map(|_| "tls"))
                 .finish(),
+            Self::InProcess(_) => f.write_str("InProcess"),
         }
     }
 }
@@ -365,7 +371,7 @@ pub async fn serve(
     for listener in listeners {
         let reserve = match listener {
             Listener::Unix(_) => limits.operator_reserve,
-            Listener::Tcp(..) => 0,
+            Listener::Tcp(..) | Listener::InProcess(_) => 0,
         };
         tasks.spawn(accept_loop(
             listener,
@@ -559,14 +565,31 @@ where
 }
 
 async fn accept_loop(
-    listener: Listener,
+    mut listener: Listener,
     shared: Arc<Shared>,
     pool: Arc<Pool>,
     mut stop: watch::Receiver<bool>,
     alive: tokio::sync::mpsc::Sender<()>,
 ) {
     loop {
-        match &listener {
+        match &mut listener {
+            Listener::InProcess(InProcessListener(rx)) => {
+                let pipe = tokio::select! {
+                    p = rx.recv() => p,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                // Every dialer is gone: nobody can connect any more.
+                let Some(pipe) = pipe else { break };
+                let Some(slot) = pool.admit() else {
+                    tracing::debug!("connection closed at once: every slot is busy");
+                    continue;
+                };
+                let (shared, stop, alive) = (Arc::clone(&shared), stop.clone(), alive.clone());
+                tokio::spawn(async move {
+                    serve_conn(pipe, shared, slot, stop).await;
+                    drop(alive);
+                });
+            }
             Listener::Unix(l) => {
                 let accepted = tokio::select! {
                     a = l.accept() => a,

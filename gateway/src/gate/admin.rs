@@ -43,6 +43,11 @@ impl Gate {
         Ok(locked?)
     }
 
+    /// Whether releases fail until the store is unlocked.
+    pub fn store_locked(&self) -> bool {
+        self.store.is_locked()
+    }
+
     pub async fn unlock_store(&self, passphrase: secrecy::SecretString) -> Result<(), GateError> {
         self.store.unlock(passphrase).await?;
         self.audit.record(&Event::StoreUnlocked)?;

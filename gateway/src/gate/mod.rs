@@ -253,13 +253,17 @@ impl Gate {
         &self.audit
     }
 
-    /// The last line of a run.
+    /// The last line of a daemon's run.
     pub fn audit_stopped(&self) {
-        self.auth_failures.flush(&self.audit, true);
-        self.audit.record_or_hold(&Event::DaemonStopped);
+        self.audit_ended(&Event::DaemonStopped);
     }
 
-    /// A request as it stands.
+    /// The last line of a run, `last` (`daemon_stopped`, `standalone_stopped`).
+    pub fn audit_ended(&self, last: &Event<'_>) {
+        self.auth_failures.flush(&self.audit, true);
+        self.audit.record_or_hold(last);
+    }
+
     /// A request as it stands, whatever its state.
     pub fn request_state(&self, id: &RequestId) -> Option<Request> {
         self.requests.get(id)

@@ -83,6 +83,11 @@ impl Gate {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut purge = tokio::time::interval(Duration::from_secs(60));
         let mut stop = self.shutting_down.subscribe();
+        // A shutdown before this task first ran (a standalone run that ends at once) is
+        // already the current value, which `changed` would never report.
+        if *stop.borrow_and_update() {
+            return;
+        }
         loop {
             tokio::select! {
                 _ = tick.tick() => self.grants.tick().await,

@@ -221,3 +221,35 @@ fn a_remembered_token_never_shows_in_debug() {
     assert!(!shown.contains(&bytes[1..bytes.len() - 1]), "{shown}");
     assert!(shown.contains("redacted"), "{shown}");
 }
+
+#[test]
+fn a_session_token_works_in_this_process_only_and_only_for_a_registered_agent() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let ci = name("ci-one");
+    assert!(matches!(
+        ids.session(Some(&ci)),
+        Err(IdentityError::Unknown(n)) if n == ci
+    ));
+    ids.add(&ci).unwrap();
+    let agent = ids.session(Some(&ci)).unwrap();
+    let operator = ids.session(None).unwrap();
+    assert!(agent.expose_secret().starts_with("kgs_"));
+    match ids.authenticate(agent.expose_secret()) {
+        Some(Caller::Agent(a)) => assert_eq!(a.name, ci),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        ids.authenticate(operator.expose_secret()),
+        Some(Caller::Operator)
+    );
+    // Never written: another process (a fresh load) knows neither.
+    let again = d.load().unwrap();
+    assert!(again.authenticate(agent.expose_secret()).is_none());
+    assert!(again.authenticate(operator.expose_secret()).is_none());
+    // The agent removed (or added again: another registration): its session is dead.
+    ids.remove(&ci).unwrap();
+    assert!(ids.authenticate(agent.expose_secret()).is_none());
+    ids.add(&ci).unwrap();
+    assert!(ids.authenticate(agent.expose_secret()).is_none());
+}

@@ -172,6 +172,13 @@ enum Route {
     SharedPty,
 }
 
+/// The variables a child never inherits from us.
+const CREDENTIALS: [&str; 3] = [
+    "KEYGATE_TOKEN",
+    "KEYGATE_STORE_PASSPHRASE",
+    "KEYGATE_DISCORD_TOKEN",
+];
+
 /// Starts the child; its output is masked for `secrets` (every value it was ever given).
 pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
     let (out_route, err_route, stdin) = match spec.output {
@@ -186,9 +193,13 @@ pub fn spawn(spec: &Spec<'_>, secrets: &[Secret]) -> Outcome<Running> {
         ),
     };
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..])
-        .env_remove("KEYGATE_TOKEN")
-        .stdin(stdin);
+    cmd.args(&spec.argv[1..]).stdin(stdin);
+    // Our credentials are not the child's: the agent's token, and the daemon's own that
+    // `keygate --standalone` reads from its environment (the store's passphrase would
+    // open every secret at once; the bot token would speak as the bot).
+    for var in CREDENTIALS {
+        cmd.env_remove(var);
+    }
     if let Some(dir) = spec.cwd {
         cmd.current_dir(dir);
     }

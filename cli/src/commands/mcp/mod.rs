@@ -46,7 +46,7 @@ const CLEANUP: Duration = Duration::from_secs(20);
 pub async fn run(client: Client) -> Outcome {
     // The CLI falls back to the operator token file; MCP tools are an agent's, never the
     // operator's.
-    if !std::env::var("KEYGATE_TOKEN").is_ok_and(|t| !t.is_empty()) {
+    if !client.token_given() {
         return Err(Failure::new(
             Exit::Usage,
             "keygate mcp serves as an agent: set KEYGATE_TOKEN to the agent's token (`keygate agents add NAME` prints one)",

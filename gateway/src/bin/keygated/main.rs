@@ -2,7 +2,6 @@
 //! and `demo`.
 
 mod demo;
-mod discord;
 mod man;
 mod serve;
 mod simulator;

@@ -5,38 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use keygate_bot::Discord;
+use keygate_gateway::api;
 use keygate_gateway::api::server::Listener;
-use keygate_gateway::audit::{AuditLog, Event};
 use keygate_gateway::config::Config;
 use keygate_gateway::gate::Gate;
-use keygate_gateway::identity::Identities;
+use keygate_gateway::runtime::{self, Holder, StateLock, load_policy};
 use keygate_gateway::terminal::Terminal;
-use keygate_gateway::{api, store};
-use keygate_policies::Policy;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// Reads the policies file. A missing file is an empty policy (everything denied), said
-/// loudly; a broken one is an error.
-pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::warn!(
-                "no policies file at {}: every request will be denied until you write one",
-                path.display()
-            );
-            return Ok(Policy::empty());
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let policy = Policy::parse(&text, &path.display().to_string())?;
-    for w in policy.warnings() {
-        tracing::warn!("{w}");
-    }
-    Ok(policy)
-}
 
 /// A daemon that is serving.
 pub struct Running {
@@ -48,6 +25,8 @@ pub struct Running {
     metrics: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
     socket: std::path::PathBuf,
+    /// The state directory is ours while this lives (`keygate --standalone` refuses).
+    _lock: StateLock,
 }
 
 impl Running {
@@ -82,34 +61,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(dir) = config.socket.parent() {
         keygate_gateway::fsutil::ensure_runtime_dir(dir)?;
     }
-    let policy = load_policy(&config.policies)?;
-    let rules = policy.rules().len();
-
-    let mut store_config = store::StoreConfig::new(&config.paths.data_dir);
-    store_config.choice = config.store;
-    store_config.passphrase.clone_from(&config.store_passphrase);
-    store_config.redis_url.clone_from(&config.cluster_redis_url);
-    let opened = tokio::task::spawn_blocking(move || store::open(&store_config))
-        .await
-        .context("the secret store's task failed")??;
-    let backend = opened.backend();
-    tracing::info!("secret store: {backend} ({})", opened.why);
-    if opened.store.is_locked() {
-        tracing::warn!("the secret store is locked: releases fail until `keygate unlock`");
-    }
-
-    let audit = AuditLog::open(&config.audit)?;
-    audit
-        .record(&Event::DaemonStarted {
-            store: backend.as_str(),
-            rules,
-        })
-        .context("the audit log cannot be written; refusing to start")?;
-    let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
-    let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
+    let opened = runtime::open(config, Holder::Daemon).await?;
+    let (gate, ended) = (opened.gate, opened.ended);
     gate.add_channel(Arc::new(Terminal));
     let discord = if let Some(d) = &config.discord {
-        let discord = crate::discord::connect(d, &gate).await?;
+        let discord = runtime::discord::connect(d, &gate)
+            .await
+            .context("Discord")?;
         tracing::info!(
             "approvals come from Discord (channel {}) and from the terminal",
             d.channel_id
@@ -161,6 +119,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         metrics,
         maintenance,
         socket: config.socket.clone(),
+        _lock: opened.lock,
     })
 }
 
