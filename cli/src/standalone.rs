@@ -127,7 +127,7 @@ pub async fn run(command: Command, agent: Option<AgentName>) -> Outcome<u8> {
     let done = match unlock_if_needed(&gate, &command).await {
         Ok(()) => {
             let client = Client::in_process(gate.dialer(), gate.token().expose_secret());
-            crate::dispatch(client, command).await
+            crate::run::dispatch(client, command).await
         }
         Err(e) => Err(e),
     };
