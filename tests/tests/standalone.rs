@@ -373,3 +373,33 @@ fn standalone_acts_as_a_registered_agent_or_as_the_operator() {
     let list = d.keygate(&["secrets", "list", "--json"]).ok();
     assert!(list.stdout.contains("public/readme"), "{list:?}");
 }
+
+/// `keygate --standalone` hands over to `keygate-standalone` beside it; a `keygate`
+/// installed without it says so in one line, and the ordinary `keygate` carries none
+/// of the gate (the point of the second binary).
+#[test]
+fn keygate_hands_standalone_runs_to_the_binary_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("keygate");
+    std::fs::copy(bin("keygate"), &alone).unwrap();
+    let out = Command::new(&alone)
+        .args(["--standalone", "--agent", "ci-1", "get", "github/token"])
+        .env_clear()
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("keygate-standalone"), "{err}");
+    // KEYGATE_MODE asks the same.
+    let out = Command::new(&alone)
+        .args(["--agent", "ci-1", "get", "github/token"])
+        .env_clear()
+        .env("KEYGATE_MODE", "standalone")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keygate-standalone"));
+    assert!(bin("keygate-standalone").exists());
+}
