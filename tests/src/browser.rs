@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{bin, poll};
+use crate::poll;
 
 /// The Selenium the tests drive Chromium with: 4.50.0, as 4.52.0 needs a `certifi`
 /// newer than the registry offered when this was pinned.
@@ -70,57 +70,9 @@ fn find() -> Result<Browser, String> {
     })
 }
 
+/// The venv with [`SELENIUM`], made once under the target directory.
 fn venv() -> Result<PathBuf, String> {
-    let keygate = bin("keygate");
-    let target = keygate
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("no target directory")?;
-    let dir = target.join("browser-venv");
-    let python = dir.join("bin/python");
-    let stamp = dir.join("keygate-ready");
-    // One test process makes it; the others wait here for it.
-    let lock = std::fs::File::create(target.join("browser-venv.lock"))
-        .map_err(|e| format!("cannot create the venv's lock file: {e}"))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock the venv: {e}"))?;
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == SELENIUM) && python.exists() {
-        return Ok(python);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&dir),
-        "python3 -m venv (Debian: apt-get install python3-venv)",
-    )?;
-    run(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            SELENIUM,
-        ]),
-        &format!("pip install {SELENIUM}"),
-    )?;
-    std::fs::write(&stamp, SELENIUM).map_err(|e| format!("cannot mark the venv ready: {e}"))?;
-    Ok(python)
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    crate::pyvenv::venv("browser-venv", SELENIUM)
 }
 
 /// Lines a child prints on stdout, read on a thread.
