@@ -356,35 +356,56 @@ impl Config {
     }
 }
 
+/// A raw setting from the environment (which wins) or the file, and a way to refuse it
+/// that names where it came from: the variable, or the file's `[section] key`.
+struct Raw {
+    value: String,
+    var: &'static str,
+    /// `None` when it came from the environment.
+    key: Option<&'static str>,
+}
+
+impl Raw {
+    fn read(var: &'static str, key: &'static str, file: Option<String>) -> Option<Self> {
+        match env(var) {
+            Some(value) => Some(Self {
+                value,
+                var,
+                key: None,
+            }),
+            None => file.map(|value| Self {
+                value,
+                var,
+                key: Some(key),
+            }),
+        }
+    }
+
+    fn refuse(&self, message: String) -> ConfigError {
+        match self.key {
+            None => ConfigError::Env {
+                var: self.var.into(),
+                message,
+            },
+            Some(key) => ConfigError::Invalid(format!("{key}: {message}")),
+        }
+    }
+}
+
 /// `[metrics] listen` / `KEYGATE_METRICS_LISTEN`: `IP:PORT` on a loopback address only,
 /// since that listener asks for no token.
 fn metrics_listen(file: Option<String>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-    const VAR: &str = "KEYGATE_METRICS_LISTEN";
-    let (raw, from_env) = match env(VAR) {
-        Some(v) => (v, true),
-        None => match file {
-            Some(v) => (v, false),
-            None => return Ok(None),
-        },
+    let Some(raw) = Raw::read("KEYGATE_METRICS_LISTEN", "[metrics] listen", file) else {
+        return Ok(None);
     };
-    let fail = |message: String| {
-        if from_env {
-            ConfigError::Env {
-                var: VAR.into(),
-                message,
-            }
-        } else {
-            ConfigError::Invalid(format!("[metrics] listen: {message}"))
-        }
-    };
-    let addr: std::net::SocketAddr = raw.trim().parse().map_err(|_| {
-        fail(format!(
-            "`{}` is not an address: expected 127.0.0.1:PORT or [::1]:PORT",
-            raw.trim()
+    let shown = raw.value.trim();
+    let addr: std::net::SocketAddr = shown.parse().map_err(|_| {
+        raw.refuse(format!(
+            "`{shown}` is not an address: expected 127.0.0.1:PORT or [::1]:PORT"
         ))
     })?;
     if !addr.ip().is_loopback() {
-        return Err(fail(format!(
+        return Err(raw.refuse(format!(
             "{addr} is not a loopback address: the metrics listener asks for no token, so it serves 127.0.0.1 or [::1] only (scrape others through GET /metrics with the operator token)"
         )));
     }
@@ -394,28 +415,13 @@ fn metrics_listen(file: Option<String>) -> Result<Option<std::net::SocketAddr>, 
 /// `[limits] idle_timeout` / `KEYGATE_LIMITS_IDLE_TIMEOUT`: a humantime duration of at
 /// least 100 ms and at most an hour.
 fn idle_timeout(file: Option<String>) -> Result<Option<Duration>, ConfigError> {
-    const VAR: &str = "KEYGATE_LIMITS_IDLE_TIMEOUT";
-    let (raw, from_env) = match env(VAR) {
-        Some(v) => (v, true),
-        None => match file {
-            Some(v) => (v, false),
-            None => return Ok(None),
-        },
+    let Some(raw) = Raw::read("KEYGATE_LIMITS_IDLE_TIMEOUT", "[limits] idle_timeout", file) else {
+        return Ok(None);
     };
-    let fail = |message: String| {
-        if from_env {
-            ConfigError::Env {
-                var: VAR.into(),
-                message,
-            }
-        } else {
-            ConfigError::Invalid(format!("[limits] idle_timeout: {message}"))
-        }
-    };
-    let d = humantime::parse_duration(raw.trim())
-        .map_err(|_| fail("expected a duration such as `10s`".into()))?;
+    let d = humantime::parse_duration(raw.value.trim())
+        .map_err(|_| raw.refuse("expected a duration such as `10s`".into()))?;
     if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
-        return Err(fail("must be between 100ms and 1h".into()));
+        return Err(raw.refuse("must be between 100ms and 1h".into()));
     }
     Ok(Some(d))
 }
