@@ -9,6 +9,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth_failures;
+pub mod cluster;
 pub mod config;
 pub mod fsutil;
 pub mod gate;

@@ -95,7 +95,7 @@ impl From<GateError> for ApiError {
             GateError::Store(StoreError::WrongPassphrase { .. } | StoreError::EmptyPassphrase) => {
                 (StatusCode::FORBIDDEN, ErrorCode::WrongPassphrase)
             }
-            GateError::Store(StoreError::Cluster(_)) => (
+            GateError::Store(StoreError::Cluster(_)) | GateError::Cluster(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ClusterUnavailable,
             ),
@@ -112,7 +112,9 @@ impl From<GateError> for ApiError {
             }
             GateError::Identity(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::IdentityError),
             GateError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ShuttingDown),
-            GateError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
+            GateError::Encode(_) | GateError::Record(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
         };
         if status.is_server_error() {
             tracing::error!("{message}");

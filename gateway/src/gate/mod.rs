@@ -16,13 +16,14 @@ mod admin;
 mod deciding;
 mod extending;
 mod filing;
+mod mirror;
 mod releasing;
 mod revoking;
 #[cfg(test)]
 mod testing;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use keygate_policies::Policy;
@@ -77,6 +78,12 @@ pub enum GateError {
     ShuttingDown,
     #[error("cannot encode the answer: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The cluster's Redis does not answer (or answered wrongly): nothing was decided
+    /// or released.
+    #[error("{0}")]
+    Cluster(#[from] keygate_cluster::ClusterError),
+    #[error("{0}")]
+    Record(#[from] crate::cluster::record::RecordError),
 }
 
 impl From<CallError> for GateError {
@@ -124,6 +131,10 @@ pub struct Gate {
     shutting_down: watch::Sender<bool>,
     /// What `GET /metrics` counts as it happens.
     pub(crate) metrics: crate::metrics::Metrics,
+    /// This node's cluster, when it is one of several on one Redis.
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The gate itself, for work that outlives a borrowed call (a hang-up's cancel).
+    me: Weak<Gate>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -171,7 +182,7 @@ impl Gate {
         let (grants, ended) = Grants::new();
         let (shutting_down, _) = watch::channel(false);
         let metrics = crate::metrics::Metrics::new(audit.write_histogram());
-        let gate = Arc::new(Self {
+        let gate = Arc::new_cyclic(|me| Self {
             policy: RwLock::new(Arc::new(policy)),
             store: CachedStore::new(store),
             requests: Requests::default(),
@@ -185,8 +196,29 @@ impl Gate {
             started: Instant::now(),
             shutting_down,
             metrics,
+            cluster: OnceLock::new(),
+            me: me.clone(),
         });
         (gate, ended)
+    }
+
+    /// Makes this gate one node of `cluster` (before it serves anything): its tables
+    /// become copies of the cluster's, kept by [`Gate::follow_cluster`].
+    pub fn join_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// This node's cluster, if it is in one.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Takes the channel named `name` out (a node that stopped leading closes its bot).
+    pub fn remove_channel(&self, name: &str) {
+        self.channels
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|c| c.name() != name);
     }
 
     pub fn add_channel(&self, channel: Arc<dyn ApprovalChannel>) {

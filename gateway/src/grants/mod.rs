@@ -87,6 +87,23 @@ pub struct Grant {
     answers: Vec<Mutex<Option<Answer>>>,
 }
 
+/// What defines a grant: see [`Grant::restore`].
+#[derive(Debug)]
+pub struct Parts {
+    pub id: GrantId,
+    pub request: RequestId,
+    pub agent: Agent,
+    pub secrets: Vec<SecretName>,
+    pub created_at: SystemTime,
+    pub ends: SystemTime,
+    pub ttl: Duration,
+    pub max_ttl: Duration,
+    pub approved_by: Vec<String>,
+    pub reuse: bool,
+    pub approvers: Approvers,
+    pub command_sha256: Option<String>,
+}
+
 /// A release answer kept for the reads after the first. Its body holds the secret's
 /// value, so its `Debug` (and so the grant's) shows only its size.
 struct Answer {
@@ -110,20 +127,45 @@ impl Grant {
     /// The grant an approved request makes: its TTL starts now.
     pub fn for_request(request: &Request, ttl: Duration, approved_by: Vec<String>) -> Self {
         let now = SystemTime::now();
-        let n = request.secrets.len();
-        Self {
+        Self::restore(Parts {
             id: GrantId::random(),
             request: request.id.clone(),
             agent: request.agent.clone(),
             secrets: request.secrets.clone(),
             created_at: now,
-            ends: AtomicU64::new(nanos(now + ttl)),
+            ends: now + ttl,
             ttl,
             max_ttl: request.max_ttl.max(ttl),
             approved_by,
             reuse: request.reuse,
             approvers: request.approvers.clone(),
             command_sha256: request.command_sha256.clone(),
+        })
+    }
+
+    /// A grant from what defines it: a new one, or (in a cluster) this node's copy of
+    /// one another node made, which starts with no read taken or logged here. Its
+    /// monotonic birth is set back by the time since `created_at`, so its length is
+    /// measured from approval on every node.
+    pub fn restore(p: Parts) -> Self {
+        let n = p.secrets.len();
+        let age = SystemTime::now()
+            .duration_since(p.created_at)
+            .unwrap_or_default();
+        let now = Instant::now();
+        Self {
+            id: p.id,
+            request: p.request,
+            agent: p.agent,
+            secrets: p.secrets,
+            created_at: p.created_at,
+            ends: AtomicU64::new(nanos(p.ends)),
+            ttl: p.ttl,
+            max_ttl: p.max_ttl,
+            approved_by: p.approved_by,
+            reuse: p.reuse,
+            approvers: p.approvers,
+            command_sha256: p.command_sha256,
             spent: (0..n).map(|_| AtomicBool::new(false)).collect(),
             logged: (0..n).map(|_| AtomicBool::new(false)).collect(),
             log_lock: Mutex::new(()),
@@ -132,7 +174,7 @@ impl Grant {
             in_flight: tokio::sync::RwLock::new(()),
             quick_reads: AtomicUsize::new(0),
             ended: AtomicBool::new(false),
-            born: Instant::now(),
+            born: now.checked_sub(age).unwrap_or(now),
             answers: (0..n).map(|_| Mutex::new(None)).collect(),
         }
     }
