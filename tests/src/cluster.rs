@@ -15,7 +15,7 @@ use keygate_discord_sim::{InteractionHandle, PressSpec, SimConfig, SimMessage, S
 use serde_json::Value;
 
 use crate::redis::RedisServer;
-use crate::{Daemon, discord_env, poll};
+use crate::{Daemon, discord_env, finish, poll};
 
 /// The passphrase of the cluster's Redis secret store.
 pub const PASSPHRASE: &str = "cluster test passphrase, not a real one";
@@ -171,22 +171,32 @@ impl Cluster {
     /// The agent runs `keygate get SECRET --reason REASON` against node `i`, in the
     /// background: the waiting process and its request's id (found on node `i`).
     pub fn ask(&self, i: usize, secret: &str, reason: &str) -> (Child, String) {
-        let child = self.nodes[i]
+        let mut child = self.nodes[i]
             .keygate_as(&self.agent, &["get", secret, "--reason", reason])
             .spawn();
-        let id = self.pending(i, reason);
-        (child, id)
+        let id = poll(WAIT, "the request to be pending", || {
+            if child.try_wait().ok().flatten().is_some() {
+                return Some(None);
+            }
+            self.pending(i, reason).map(Some)
+        });
+        match id {
+            Some(id) => (child, id),
+            None => panic!(
+                "keygate get on {} ended before its request was pending: {:?}",
+                NAMES[i],
+                finish(child)
+            ),
+        }
     }
 
-    /// The id of the pending request with `reason`, as node `i` lists it.
-    pub fn pending(&self, i: usize, reason: &str) -> String {
-        poll(WAIT, "the request to be pending", || {
-            self.nodes[i]
-                .requests()
-                .into_iter()
-                .find(|r| r["status"] == "pending" && r["reason"] == reason)
-                .and_then(|r| r["id"].as_str().map(str::to_owned))
-        })
+    /// The id of the pending request with `reason`, if node `i` lists one.
+    pub fn pending(&self, i: usize, reason: &str) -> Option<String> {
+        self.nodes[i]
+            .requests()
+            .into_iter()
+            .find(|r| r["status"] == "pending" && r["reason"] == reason)
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
     }
 
     /// The agent files a request on node `i` through the API (nothing waits on it).

@@ -234,8 +234,12 @@ fn two_nodes_deciding_one_request_at_once_one_wins_everywhere() {
             });
         }
         // Only the winner's outcome exists: a grant exactly when approved.
-        let (code, _) = c.read(1, "db/password");
-        assert_eq!(code == 200, won == "approved", "round {round}: read {code}");
+        let (code, body) = c.read(1, "db/password");
+        assert_eq!(
+            code == 200,
+            won == "approved",
+            "round {round}: read {code} {body}"
+        );
     }
     eprintln!("10 races: approve won {approvals}, deny won {denials}");
 }
