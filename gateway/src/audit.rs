@@ -112,6 +112,12 @@ pub enum Event<'a> {
         request: &'a RequestId,
         by: &'a Actor,
     },
+    /// In a cluster: the change the line before this one (on this node) named did not
+    /// happen, because another node changed the request first or Redis did not answer.
+    DecisionLost {
+        request: &'a RequestId,
+        why: &'a str,
+    },
     Released {
         agent: &'a AgentName,
         secret: &'a SecretName,

@@ -57,6 +57,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileCluster {
     redis_url: Option<String>,
+    node: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +181,9 @@ pub struct Config {
     /// `KEYGATE_CLUSTER_REDIS_URL` / `[cluster] redis_url`: the cluster's Redis. A
     /// secret, since it may hold Redis's password.
     pub cluster_redis_url: Option<SecretString>,
+    /// `KEYGATE_CLUSTER_NODE` / `[cluster] node`: this node's name in the cluster
+    /// (default: host name and pid).
+    pub cluster_node: Option<keygate_cluster::NodeName>,
     /// `[metrics] listen`: a loopback address that serves `GET /metrics` with no token.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -245,6 +249,7 @@ impl Config {
             discord: None,
             limits: Limits::default(),
             cluster_redis_url: None,
+            cluster_node: None,
             metrics_listen: None,
             paths,
         }
@@ -350,6 +355,11 @@ impl Config {
             cluster_redis_url: env("KEYGATE_CLUSTER_REDIS_URL")
                 .or(file.cluster.redis_url)
                 .map(SecretString::from),
+            cluster_node: env("KEYGATE_CLUSTER_NODE")
+                .or(file.cluster.node)
+                .map(|n| keygate_cluster::NodeName::parse(&n))
+                .transpose()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
             metrics_listen: metrics_listen(file.metrics.listen)?,
             paths,
         })

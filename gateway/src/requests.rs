@@ -425,6 +425,26 @@ impl Requests {
         );
     }
 
+    /// Puts `request` in as it stands now (a cluster node's copy of a change made in
+    /// Redis): a new one is added, a known one replaced, its waiters and decision lock
+    /// kept. Waiters are not woken: call [`Requests::wake`].
+    pub fn upsert(&self, request: Request) {
+        let mut entries = self.lock();
+        if let Some(e) = entries.get_mut(&request.id) {
+            e.request = request;
+            return;
+        }
+        let (changed, _) = watch::channel(request.status());
+        entries.insert(
+            request.id.clone(),
+            Entry {
+                request,
+                changed,
+                deciding: Arc::default(),
+            },
+        );
+    }
+
     pub fn get(&self, id: &RequestId) -> Option<Request> {
         self.lock().get(id).map(|e| e.request.clone())
     }

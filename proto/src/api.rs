@@ -395,6 +395,20 @@ pub struct Status {
     pub channels: Vec<ChannelStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_rules: Option<usize>,
+    /// This node's place in its cluster; `null` when it is not one of several.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// `cluster` in [`Status`]: `{"node": "a", "redis": "connected", "discord_leader": true}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// `KEYGATE_CLUSTER_NODE` (default: host name and pid).
+    pub node: String,
+    /// `connected` or `unreachable`.
+    pub redis: String,
+    /// Whether this node holds the lease that runs the cluster's one Discord bot.
+    pub discord_leader: bool,
 }
 
 impl Status {

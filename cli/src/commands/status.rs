@@ -47,5 +47,13 @@ pub async fn run(client: &Client, args: ListArgs) -> Outcome {
     if let Some(rules) = s.policy_rules {
         println!("policy rules:      {rules}");
     }
+    if let Some(c) = &s.cluster {
+        let leads = if c.discord_leader {
+            ", runs the Discord bot"
+        } else {
+            ""
+        };
+        println!("cluster node:      {} (Redis {}){leads}", c.node, c.redis);
+    }
     Ok(())
 }

@@ -130,7 +130,7 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         (&Method::POST, ["requests"]) => requests::file(&gate, &caller, body).await,
         (&Method::GET, ["requests"]) => Ok(requests::list(&gate, &caller)),
         (&Method::GET, ["requests", id]) => requests::get(&gate, &caller, id, q).await,
-        (&Method::DELETE, ["requests", id]) => requests::cancel(&gate, &caller, id),
+        (&Method::DELETE, ["requests", id]) => requests::cancel(&gate, &caller, id).await,
         (&Method::POST, ["requests", id, "approve"]) => {
             requests::approve(&gate, &caller, id, body).await
         }

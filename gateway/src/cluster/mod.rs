@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use keygate_cluster::{Health, Leadership, Lease, Link, NodeName, Shared, Timing};
 use keygate_proto::RequestId;
-use serde::Serialize;
-use tokio::sync::watch;
+use keygate_proto::api::ClusterStatus;
 
 /// This node's place in the cluster.
 #[derive(Debug)]
@@ -26,15 +25,6 @@ pub struct Cluster {
     /// The version of each request this node's copy is at: an announcement of a change
     /// this node made itself is recognised and not applied twice.
     versions: Mutex<HashMap<RequestId, u64>>,
-}
-
-/// `cluster` in `keygate status --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterStatus {
-    pub node: String,
-    /// `connected` or `unreachable`.
-    pub redis: &'static str,
-    pub discord_leader: bool,
 }
 
 impl Cluster {
@@ -55,7 +45,7 @@ impl Cluster {
     /// Starts competing for the Discord lease, and follows it. Must be
     /// called inside a tokio runtime, at most once.
     /// [`Cluster::is_leader`] follows it.
-    pub fn start_leading(self: &Arc<Self>) -> watch::Receiver<bool> {
+    pub fn start_leading(self: &Arc<Self>) -> tokio::sync::watch::Receiver<bool> {
         let leadership = Leadership::spawn(
             Arc::clone(&self.link),
             Lease::discord(&self.node, Timing::DISCORD.ttl),
@@ -98,7 +88,8 @@ impl Cluster {
                 "connected"
             } else {
                 "unreachable"
-            },
+            }
+            .to_owned(),
             discord_leader: self.is_leader(),
         }
     }

@@ -49,7 +49,11 @@ fn known(via: &str) -> &'static str {
         "operator",
         "cluster",
     ];
-    KNOWN.iter().find(|k| **k == via).copied().unwrap_or("cluster")
+    KNOWN
+        .iter()
+        .find(|k| **k == via)
+        .copied()
+        .unwrap_or("cluster")
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -362,6 +366,11 @@ struct GrantRecord {
 
 /// `grant` as its record.
 pub fn grant_json(g: &Grant) -> Result<String, RecordError> {
+    grant_json_ending(g, g.expires_at())
+}
+
+/// `grant`'s record once it ends at `ends` (an extension about to be made).
+pub fn grant_json_ending(g: &Grant, ends: SystemTime) -> Result<String, RecordError> {
     Ok(serde_json::to_string(&GrantRecord {
         id: g.id.clone(),
         request: g.request.clone(),
@@ -369,7 +378,7 @@ pub fn grant_json(g: &Grant) -> Result<String, RecordError> {
         serial: g.agent.serial,
         secrets: g.secrets.clone(),
         created_at: ms(g.created_at),
-        ends: ms(g.expires_at()),
+        ends: ms(ends),
         ttl_ms: dur_ms(g.ttl),
         max_ttl_ms: dur_ms(g.max_ttl),
         approved_by: g.approved_by.clone(),
@@ -403,7 +412,79 @@ pub fn grant_from(json: &str) -> Result<Grant, RecordError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use keygate_proto::approval::Approver;
+
     use super::*;
+
+    fn person(id: u64) -> (DeciderId, Actor) {
+        let a = Approver {
+            channel: "discord",
+            id: UserId(id),
+            name: format!("p{id}"),
+            roles: vec![],
+        };
+        let d = keygate_proto::approval::Decider::Person(a);
+        (d.id(), Actor::of(&d))
+    }
+
+    fn same(a: &Request, b: &Request) {
+        assert_eq!(
+            serde_json::to_value(a.view()).unwrap(),
+            serde_json::to_value(b.view()).unwrap()
+        );
+        assert_eq!(a.agent, b.agent);
+        assert_eq!(a.approvers, b.approvers);
+        assert_eq!(a.max_ttl, b.max_ttl);
+        assert_eq!(a.command_sha256, b.command_sha256);
+    }
+
+    /// A request reads back as itself in every state it passes through: pending with an
+    /// approval towards its quorum, approved with its grant, and denied.
+    #[test]
+    fn requests_read_back_as_themselves() {
+        let mut r = crate::requests::tests::request(2);
+        r.approvers = Approvers::new([UserId(1), UserId(2)], [RoleId(7)], ["ops".to_owned()]);
+        let back = request_from(&request_json(&r).unwrap()).unwrap();
+        same(&r, &back);
+
+        let (id, by) = person(1);
+        r.state = r.approve(id, by, None).unwrap().next;
+        let back = request_from(&request_json(&r).unwrap()).unwrap();
+        same(&r, &back);
+        // The approval still counts as the same decider: a second press adds nothing.
+        let (id, by) = person(1);
+        assert_eq!(
+            back.approve(id, by, None).unwrap().next.status(),
+            keygate_proto::api::RequestStatus::Pending
+        );
+
+        let (id, by) = person(2);
+        let t = back.approve(id, by, None).unwrap();
+        let grant = t.grant.clone().unwrap();
+        let mut approved = back.clone();
+        approved.state = t.next;
+        same(
+            &approved,
+            &request_from(&request_json(&approved).unwrap()).unwrap(),
+        );
+
+        let copy = grant_from(&grant_json(&grant).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(copy.view()).unwrap(),
+            serde_json::to_value(grant.view()).unwrap()
+        );
+        assert_eq!(copy.approvers, grant.approvers);
+        assert_eq!(copy.max_ttl, grant.max_ttl);
+    }
+
+    #[test]
+    fn a_damaged_record_is_refused_in_one_line() {
+        let e = request_from("{\"id\": 1}").unwrap_err().to_string();
+        assert!(e.starts_with("a cluster record does not read back"), "{e}");
+        assert!(!e.contains('\n'));
+    }
 
     #[test]
     fn every_via_this_build_writes_reads_back_as_itself() {

@@ -119,6 +119,7 @@ impl Gate {
             approval_channels: channels.iter().map(|c| c.name.clone()).collect(),
             channels,
             policy_rules: operator.then(|| self.policy().rules().len()),
+            cluster: self.cluster().map(|c| c.status()),
         }
     }
 }

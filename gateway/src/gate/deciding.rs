@@ -17,12 +17,15 @@ use crate::grants::Grant;
 use crate::identity::Caller;
 use crate::requests::{Refusal, Request, Transition};
 
+/// How often a long-poll on a cluster reads its request from Redis again.
+const REREAD_WAITED: Duration = Duration::from_secs(2);
+
 /// The longest note kept beside an approval, in characters.
 const NOTE_MAX: usize = 200;
 
 /// How a transition's audit line is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Record {
+pub(super) enum Record {
     /// It must be on disk before the change is made; if it cannot be, nothing changes.
     Strict,
     /// The change reduces access and goes ahead; a line the disk refuses is held.
@@ -39,10 +42,8 @@ struct HangUp<'a> {
 
 impl Drop for HangUp<'_> {
     fn drop(&mut self) {
-        if let Some(caller) = self.caller.take()
-            && self.gate.cancel(self.id, caller).is_ok()
-        {
-            tracing::info!(request = %self.id, "the agent hung up: request cancelled");
+        if let Some(caller) = self.caller.take() {
+            self.gate.hung_up(self.id, caller);
         }
     }
 }
@@ -63,12 +64,26 @@ fn denial_reason(reason: Option<&str>) -> Result<Option<String>, GateError> {
 }
 
 impl Gate {
-    /// The one way a request in the table changes: plan, audit, apply.
+    /// The one way a request changes: plan, audit, apply — in this node's table, or, in
+    /// a cluster, in Redis first ([`Gate::transition_shared`]).
+    pub(super) async fn transition_any(
+        &self,
+        id: &RequestId,
+        record: Record,
+        plan: impl FnMut(&Request) -> Result<Transition, GateError>,
+    ) -> Result<(RequestView, Option<Arc<Grant>>), GateError> {
+        match self.cluster() {
+            Some(c) => self.transition_shared(c, id, record, plan).await,
+            None => self.transition(id, record, plan),
+        }
+    }
+
+    /// A change in this node's own table: plan, audit, apply.
     fn transition(
         &self,
         id: &RequestId,
         record: Record,
-        plan: impl FnOnce(&Request) -> Result<Transition, GateError>,
+        mut plan: impl FnMut(&Request) -> Result<Transition, GateError>,
     ) -> Result<(RequestView, Option<Arc<Grant>>), GateError> {
         let lock = self
             .requests
@@ -97,7 +112,7 @@ impl Gate {
     }
 
     /// Tells waiters and channels that a request changed.
-    fn changed(&self, id: &RequestId, view: RequestView) {
+    pub(super) fn changed(&self, id: &RequestId, view: RequestView) {
         self.requests.wake(id);
         self.notify(&Change::Request(Box::new(view)));
     }
@@ -116,24 +131,28 @@ impl Gate {
             Verdict::Deny { reason } => denial_reason(reason.as_deref())?,
             Verdict::Approve { .. } | Verdict::ApproveFor { .. } => None,
         };
-        let result = self.transition(id, Record::Strict, |r| {
-            if r.status().is_final() {
-                return Err(Refusal::AlreadyDecided(r.status()).into());
-            }
-            if let Decider::Person(p) = decider
-                && !r.approvers.allows(p.id, &p.roles)
-            {
-                return Err(Refusal::NotAnApprover.into());
-            }
-            Ok(match &verdict {
-                Verdict::Deny { .. } => match given {
-                    Some(given) => r.deny_because(by.clone(), given)?,
-                    None => r.deny(by.clone(), format!("denied by {}", by.who))?,
-                },
-                Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
-                Verdict::ApproveFor { ttl, .. } => r.approve_for(decider.id(), by.clone(), *ttl)?,
+        let result = self
+            .transition_any(id, Record::Strict, |r| {
+                if r.status().is_final() {
+                    return Err(Refusal::AlreadyDecided(r.status()).into());
+                }
+                if let Decider::Person(p) = decider
+                    && !r.approvers.allows(p.id, &p.roles)
+                {
+                    return Err(Refusal::NotAnApprover.into());
+                }
+                Ok(match &verdict {
+                    Verdict::Deny { .. } => match given.clone() {
+                        Some(given) => r.deny_because(by.clone(), given)?,
+                        None => r.deny(by.clone(), format!("denied by {}", by.who))?,
+                    },
+                    Verdict::Approve { ttl } => r.approve(decider.id(), by.clone(), *ttl)?,
+                    Verdict::ApproveFor { ttl, .. } => {
+                        r.approve_for(decider.id(), by.clone(), *ttl)?
+                    }
+                })
             })
-        });
+            .await;
         let (view, grant) = match result {
             Ok(done) => done,
             Err(GateError::Forbidden(why)) => {
@@ -171,33 +190,81 @@ impl Gate {
     }
 
     /// The agent (or the operator) gives up on a pending request.
-    pub fn cancel(&self, id: &RequestId, caller: &Caller) -> Result<RequestView, GateError> {
+    pub async fn cancel(&self, id: &RequestId, caller: &Caller) -> Result<RequestView, GateError> {
         let by = match caller {
             Caller::Operator => actor("operator", "terminal"),
             Caller::Agent(a) => actor(a.name.as_str(), "agent"),
         };
-        let (view, _) = self.transition(id, Record::Strict, |r| {
-            if !visible_to(r, caller) {
-                return Err(GateError::NotFound("request"));
-            }
-            Ok(r.cancel(by, "cancelled by the requester")?)
-        })?;
+        let (view, _) = self
+            .transition_any(id, Record::Strict, |r| {
+                if !visible_to(r, caller) {
+                    return Err(GateError::NotFound("request"));
+                }
+                Ok(r.cancel(by.clone(), "cancelled by the requester")?)
+            })
+            .await?;
         self.changed(id, view.clone());
         Ok(view)
     }
 
-    /// Ends a request the daemon settles itself (it reduces access, so the audit log
-    /// never stops it); one already settled is left as it is.
-    fn end(&self, id: &RequestId, plan: impl FnOnce(&Request) -> Result<Transition, Refusal>) {
-        if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| Ok(plan(r)?)) {
-            self.changed(id, view);
+    /// The agent's long-poll was dropped unfinished: it gave up, so its request is
+    /// cancelled (on a cluster, in the background: a drop cannot wait for Redis).
+    fn hung_up(&self, id: &RequestId, caller: &Caller) {
+        let Some(gate) = self.me.upgrade() else {
+            return;
+        };
+        let (id, caller) = (id.clone(), caller.clone());
+        let cancel = async move {
+            if gate.cancel(&id, &caller).await.is_ok() {
+                tracing::info!(request = %id, "the agent hung up: request cancelled");
+            }
+        };
+        if self.cluster().is_some() {
+            tokio::spawn(cancel);
+        } else {
+            // Nothing in the local path awaits: it is done before this returns.
+            futures_util::FutureExt::now_or_never(cancel);
         }
+    }
+
+    /// Ends a request the daemon settles itself (it reduces access, so the audit log
+    /// never stops it); one already settled is left as it is. On a cluster it is done in
+    /// the background.
+    fn end(
+        &self,
+        id: &RequestId,
+        mut plan: impl FnMut(&Request) -> Result<Transition, Refusal> + Send + 'static,
+    ) {
+        if self.cluster().is_none() {
+            if let Ok((view, _)) = self.transition(id, Record::Reducing, |r| Ok(plan(r)?)) {
+                self.changed(id, view);
+            }
+            return;
+        }
+        let Some(gate) = self.me.upgrade() else {
+            return;
+        };
+        let id = id.clone();
+        tokio::spawn(async move {
+            match gate
+                .transition_any(&id, Record::Reducing, |r| Ok(plan(r)?))
+                .await
+            {
+                Ok((view, _)) => gate.changed(&id, view),
+                Err(GateError::Cluster(e)) => {
+                    tracing::warn!(request = %id, "cannot settle the request now: {e}");
+                }
+                Err(_) => {}
+            }
+        });
     }
 
     /// A removed agent's pending request ends with it.
     pub(super) fn cancel_for_removal(&self, id: &RequestId) {
         let by = actor("operator", "terminal");
-        self.end(id, |r| r.cancel(by, "cancelled: the agent was removed"));
+        self.end(id, move |r| {
+            r.cancel(by.clone(), "cancelled: the agent was removed")
+        });
     }
 
     /// A request's timeout passed with no decision.
@@ -208,8 +275,8 @@ impl Gate {
     /// No approval channel could show the request: nobody can decide it, so it is denied.
     pub(super) fn refuse_unseen(&self, id: &RequestId) {
         let by = actor("daemon", "daemon");
-        self.end(id, |r| {
-            r.deny(by, "no approval channel could show it".into())
+        self.end(id, move |r| {
+            r.deny(by.clone(), "no approval channel could show it".into())
         });
     }
 
@@ -220,7 +287,15 @@ impl Gate {
         caller: &Caller,
         wait: Duration,
     ) -> Result<RequestView, GateError> {
-        let Some((request, mut rx)) = self.requests.watch(id) else {
+        let mut watched = self.requests.watch(id);
+        if watched.is_none()
+            && let Some(c) = self.cluster()
+        {
+            // Filed on another node a moment ago, and not copied here yet.
+            self.copy_request(c, id.as_str()).await;
+            watched = self.requests.watch(id);
+        }
+        let Some((request, mut rx)) = watched else {
             return Err(GateError::NotFound("request"));
         };
         // An agent cannot tell another agent's request from a missing one.
@@ -241,9 +316,18 @@ impl Gate {
             id,
             caller: matches!(caller, Caller::Agent(_)).then_some(caller),
         };
+        // On a cluster, the request is read again now and then: a decision on another
+        // node whose announcement was lost costs a moment, never a wrong answer.
+        let mut reread = tokio::time::interval(REREAD_WAITED);
+        reread.reset();
         loop {
             tokio::select! {
                 () = &mut deadline => break,
+                _ = reread.tick(), if self.cluster().is_some() => {
+                    if let Some(c) = self.cluster() {
+                        self.copy_request(c, id.as_str()).await;
+                    }
+                }
                 changed = rx.changed() => {
                     if changed.is_err() || rx.borrow_and_update().is_final() {
                         break;
@@ -260,5 +344,6 @@ impl Gate {
     }
 }
 
+mod shared;
 #[cfg(test)]
 mod tests;

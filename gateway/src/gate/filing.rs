@@ -9,12 +9,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use keygate_policies::{Approvers, Decision};
 use keygate_proto::api::{FileRequest, RequestView};
-use keygate_proto::approval::{DeciderId, Mentions};
+use keygate_proto::approval::DeciderId;
 
+use super::deciding::Record;
 use super::{Gate, GateError, actor, cut};
 use crate::audit::Event;
+use crate::cluster::{Cluster, record};
 use crate::identity::Agent;
 use crate::requests::{Asked, Request, Transition};
+use keygate_cluster::state::{Filed, NewRequest};
 
 /// The longest reason kept; a longer one is cut (with a mark) rather than refused.
 pub const MAX_REASON: usize = 1000;
@@ -82,16 +85,63 @@ fn asked(agent: &Agent, body: FileRequest) -> Result<(Asked, Option<Duration>), 
 }
 
 impl Gate {
+    fn too_many_pending(&self, agent: &Agent) -> GateError {
+        self.metrics.rate_limited(crate::metrics::Limit::Pending);
+        GateError::RateLimited(
+            format!(
+                "agent `{agent}` already has {} pending requests; wait for a decision or cancel one",
+                self.limits.pending_per_agent
+            ),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn too_many_this_minute(&self, agent: &Agent, retry: Duration) -> GateError {
+        self.metrics.rate_limited(crate::metrics::Limit::PerMinute);
+        GateError::RateLimited(
+            format!(
+                "agent `{agent}` filed {} requests in the last minute",
+                self.limits.requests_per_minute
+            ),
+            retry.max(Duration::from_secs(1)),
+        )
+    }
+
+    /// Files `request` in the cluster's Redis, within the agent's limits counted across
+    /// every node.
+    async fn file_shared(&self, c: &Cluster, request: &Request) -> Result<(), GateError> {
+        let json = record::request_json(request)?;
+        let filed = c
+            .shared
+            .file(
+                &NewRequest {
+                    id: request.id.as_str(),
+                    agent: request.agent.name.as_str(),
+                    json: &json,
+                    deadline: request.expires_at,
+                },
+                keygate_cluster::state::Limits {
+                    pending_per_agent: self.limits.pending_per_agent,
+                    requests_per_minute: self.limits.requests_per_minute,
+                },
+            )
+            .await?;
+        match filed {
+            Filed::Filed => {
+                c.saw(&request.id, 1);
+                Ok(())
+            }
+            Filed::TooManyPending => Err(self.too_many_pending(&request.agent)),
+            Filed::RateLimited(retry) => Err(self.too_many_this_minute(&request.agent, retry)),
+            Filed::Exists => Err(GateError::Conflict(
+                "a request with this id exists already; file it again".into(),
+            )),
+        }
+    }
+
     fn check_rate(&self, agent: &Agent) -> Result<(), GateError> {
         if self.requests.pending_of(Some(agent)) >= self.limits.pending_per_agent as usize {
-            self.metrics.rate_limited(crate::metrics::Limit::Pending);
-            return Err(GateError::RateLimited(
-                format!(
-                    "agent `{agent}` already has {} pending requests; wait for a decision or cancel one",
-                    self.limits.pending_per_agent
-                ),
-                Duration::from_secs(5),
-            ));
+            return Err(self.too_many_pending(agent));
         }
         let mut windows = self
             .windows
@@ -112,14 +162,7 @@ impl Gate {
                 .filed
                 .front()
                 .map_or(minute, |t| minute.saturating_sub(now.duration_since(*t)));
-            self.metrics.rate_limited(crate::metrics::Limit::PerMinute);
-            return Err(GateError::RateLimited(
-                format!(
-                    "agent `{agent}` filed {} requests in the last minute",
-                    self.limits.requests_per_minute
-                ),
-                retry.max(Duration::from_secs(1)),
-            ));
+            return Err(self.too_many_this_minute(agent, retry));
         }
         w.filed.push_back(now);
         Ok(())
@@ -136,7 +179,10 @@ impl Gate {
             return Err(GateError::ShuttingDown);
         }
         let (asked, ttl) = asked(agent, body)?;
-        self.check_rate(agent)?;
+        // On a cluster the limits are counted in Redis, as the request is filed there.
+        if self.cluster().is_none() {
+            self.check_rate(agent)?;
+        }
 
         let eval = self.policy().evaluate_all(&agent.name, &asked.secrets, ttl);
         let (approvers, quorum, decision) = match &eval.decision {
@@ -145,7 +191,10 @@ impl Gate {
             Decision::Ask { approvers, quorum } => (approvers.clone(), *quorum, "ask"),
         };
         let mut request = Request::pending(asked, &eval, approvers, quorum);
-        self.audit.record(&Event::RequestFiled {
+        if let Some(c) = self.cluster() {
+            self.file_shared(c, &request).await?;
+        }
+        let filed = self.audit.record(&Event::RequestFiled {
             request: &request.id,
             agent: &agent.name,
             secrets: &request.secrets,
@@ -154,9 +203,19 @@ impl Gate {
             decision,
             ttl_seconds: eval.ttl.as_secs(),
             command: request.command.as_deref(),
-        })?;
+        });
+        if let Err(e) = filed {
+            // Filed in Redis already: it must not wait there for a decision.
+            if self.cluster().is_some() {
+                self.refuse_unseen(&request.id);
+            }
+            return Err(e.into());
+        }
 
         let by_policy = actor("policy", "policy");
+        if self.cluster().is_some() && !matches!(eval.decision, Decision::Ask { .. }) {
+            return self.settle_shared(request, &eval, by_policy).await;
+        }
         match eval.decision {
             Decision::Deny => {
                 let t = request.deny(by_policy, eval.reason.clone())?;
@@ -179,6 +238,32 @@ impl Gate {
         }
     }
 
+    /// On a cluster, the policy's own decision (allow or deny) on a request just filed in
+    /// Redis, made there like any other.
+    async fn settle_shared(
+        &self,
+        request: Request,
+        eval: &keygate_policies::Evaluation,
+        by_policy: crate::audit::Actor,
+    ) -> Result<RequestView, GateError> {
+        let allow = eval.decision == Decision::Allow;
+        let reason = eval.reason.clone();
+        let (view, grant) = self
+            .transition_any(&request.id, Record::Strict, |r| {
+                Ok(if allow {
+                    r.approve(DeciderId::Policy, by_policy.clone(), None)?
+                } else {
+                    r.deny(by_policy.clone(), reason.clone())?
+                })
+            })
+            .await?;
+        if let Some(grant) = grant {
+            self.issue(grant).await;
+        }
+        self.requests.wake(&request.id);
+        Ok(view)
+    }
+
     /// A decision taken before the request is in the table: audited, then made.
     fn settle_unfiled(
         &self,
@@ -199,11 +284,7 @@ impl Gate {
         let id = request.id.clone();
         let deadline = request.expires_at;
         let view = request.view();
-        // Whom to notify: the rule's approvers, never anyone the requester's text names.
-        let mentions = Mentions {
-            users: request.approvers.users().to_vec(),
-            roles: request.approvers.roles().to_vec(),
-        };
+        let mentions = super::mirror::mentions(&request);
         self.requests.insert(request);
         let gate = Arc::clone(self);
         let timer = id.clone();
@@ -237,6 +318,11 @@ impl Gate {
         if posted_to.is_empty() {
             self.refuse_unseen(&id);
             return Err(failure.map_or(GateError::ShuttingDown, GateError::from));
+        }
+        if let Some(c) = self.cluster() {
+            for ch in &channels {
+                self.remember_message(c, &id, ch.as_ref()).await;
+            }
         }
         self.requests.set_posted_to(&id, posted_to);
         self.request_view(&id).ok_or(GateError::NotFound("request"))

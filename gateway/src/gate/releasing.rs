@@ -20,6 +20,7 @@ use super::{Gate, GateError};
 use crate::audit::Event;
 use crate::grants::Grant;
 use crate::identity::Agent;
+use keygate_cluster::state::Read;
 
 impl Gate {
     /// The release point: the value, if `agent` holds a live grant for `secret` or a rule
@@ -32,12 +33,13 @@ impl Gate {
     ) -> Result<Release, GateError> {
         // A failing audit log releases nothing, not even reads that share a grant's line.
         self.audit.ensure_writable()?;
-        let found = self.grants.find(agent, secret, command);
+        let found = self.find(agent, secret, command).await;
         // Held until the value is handed over: a revocation waits for this read.
         let _open = match &found {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
             None => None,
         };
+        self.check_shared(found.as_ref(), secret).await?;
         self.release_under(agent, secret, found.as_ref()).await
     }
 
@@ -49,11 +51,12 @@ impl Gate {
         command: Option<&str>,
     ) -> Result<Bytes, GateError> {
         self.audit.ensure_writable()?;
-        let found = self.grants.find(agent, secret, command);
+        let found = self.find(agent, secret, command).await;
         let _open = match &found {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
             None => None,
         };
+        self.check_shared(found.as_ref(), secret).await?;
         // Read before the value: an answer is kept only under the generation that was
         // current before its value was read, so a change meanwhile makes it stale.
         let generation = self.store.generation();
@@ -67,7 +70,10 @@ impl Gate {
         let body = Bytes::from_owner(json);
         // A store other nodes write too (Redis) may change without this node hearing of
         // it: nothing read from it is kept.
-        if let Some(g) = found.as_ref().filter(|_| self.store.keeps_values()) {
+        if let Some(g) = found
+            .as_ref()
+            .filter(|_| self.store.keeps_values() && self.cluster().is_none())
+        {
             g.keep_answer(secret, generation, &body);
         }
         Ok(body)
@@ -104,7 +110,8 @@ impl Gate {
         now: std::time::Instant,
         last: &mut crate::grants::LastGrant,
     ) -> Option<Bytes> {
-        if !self.audit.is_writable() {
+        // On a cluster every read asks Redis whether the grant still lives.
+        if !self.audit.is_writable() || self.cluster().is_some() {
             return None;
         }
         let kept = self.grants.take_kept_where(
@@ -119,6 +126,68 @@ impl Gate {
             self.metrics.released();
         }
         kept
+    }
+
+    /// A live grant of `agent` for `secret`, its read taken. On a cluster, a grant made
+    /// on another node a moment ago may not be copied here yet: on a miss the agent's
+    /// grants are read from Redis, once.
+    async fn find(
+        &self,
+        agent: &Agent,
+        secret: &SecretName,
+        command: Option<&str>,
+    ) -> Option<Arc<Grant>> {
+        let found = self.grants.find(agent, secret, command);
+        match (found, self.cluster()) {
+            (None, Some(c)) if self.copy_grants_of(c, &agent.name).await => {
+                self.grants.find(agent, secret, command)
+            }
+            (found, _) => found,
+        }
+    }
+
+    /// On a cluster, the read just taken under `grant` counted in Redis, which says in
+    /// the same step whether the grant still lives anywhere (revoked on another node: it
+    /// is gone there) and, for a single-use grant, whether another node read it first.
+    async fn check_shared(
+        &self,
+        grant: Option<&Arc<Grant>>,
+        secret: &SecretName,
+    ) -> Result<(), GateError> {
+        let (Some(c), Some(g)) = (self.cluster(), grant) else {
+            return Ok(());
+        };
+        let read = c
+            .shared
+            .read(g.id.as_str(), secret.as_str(), !g.reuse, c.node.as_str())
+            .await;
+        match read {
+            Ok(Read::Served(_)) => Ok(()),
+            Ok(Read::Gone) => {
+                let revoked = c.shared.was_revoked(g.id.as_str()).await.unwrap_or(true);
+                self.drop_copy(&g.id, revoked).await;
+                Err(GateError::NoGrant)
+            }
+            Ok(Read::Taken) => Err(GateError::NoGrant),
+            Err(e) => {
+                g.give_back(secret);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A read taken under `grant` was not completed: it may be read again (on a
+    /// cluster, on any node).
+    fn give_back(&self, grant: &Grant, secret: &SecretName) {
+        grant.give_back(secret);
+        if let Some(c) = self.cluster().filter(|_| !grant.reuse) {
+            let (shared, id, name) = (c.shared.clone(), grant.id.clone(), secret.clone());
+            tokio::spawn(async move {
+                if let Err(e) = shared.give_back(id.as_str(), name.as_str()).await {
+                    tracing::warn!(grant = %id, "cannot give the read back in the cluster: {e}");
+                }
+            });
+        }
     }
 
     /// The value of `secret` for `agent`, under `grant` (its read taken and held open by
@@ -142,7 +211,7 @@ impl Gate {
             Ok(Some(v)) => v,
             Ok(None) => {
                 if let Some(g) = &grant {
-                    g.give_back(secret);
+                    self.give_back(g, secret);
                 }
                 return Err(GateError::Conflict(format!(
                     "the secret `{secret}` is not in the store: ask the operator to `keygate secrets set {secret}`"
@@ -150,7 +219,7 @@ impl Gate {
             }
             Err(e) => {
                 if let Some(g) = &grant {
-                    g.give_back(secret);
+                    self.give_back(g, secret);
                 }
                 return Err(e);
             }
@@ -173,7 +242,7 @@ impl Gate {
         };
         if let Err(e) = logged {
             if let Some(g) = &grant {
-                g.give_back(secret);
+                self.give_back(g, secret);
             }
             return Err(e.into());
         }

@@ -55,6 +55,14 @@ impl Gate {
         };
         let mut revoked = Vec::new();
         for g in chosen {
+            // On a cluster, gone from Redis first: from the moment this returns, no node
+            // serves a read under it (each read asks Redis). Redis down: not revoked,
+            // and the caller is told.
+            if let Some(c) = self.cluster() {
+                c.shared
+                    .revoke(g.id.as_str(), g.agent.name.as_str())
+                    .await?;
+            }
             // No read starts after this, and those in flight have finished: the count
             // below is final, and once this returns nothing is released under the grant.
             g.close().await;

@@ -46,6 +46,8 @@ pub enum StartError {
     Discord(#[from] keygate_bot::BotError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Cluster(#[from] keygate_cluster::ClusterError),
     #[error(
         "no agent named `{0}`: standalone acts only as a registered agent (add it with `keygate --standalone agents add {0}`)"
     )]
@@ -134,5 +136,21 @@ pub async fn open(config: &Config, holder: Holder) -> Result<Opened, StartError>
     audit.record(&started)?;
     let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
+    if holder == Holder::Daemon
+        && let Some(url) = &config.cluster_redis_url
+    {
+        use secrecy::ExposeSecret as _;
+        let node = config
+            .cluster_node
+            .clone()
+            .unwrap_or_else(keygate_cluster::NodeName::default_for_this_process);
+        let cluster = crate::cluster::Cluster::open(url.expose_secret(), node)?;
+        tracing::info!(
+            "cluster node {} on Redis {}",
+            cluster.node.as_str(),
+            cluster.link.shown()
+        );
+        gate.join_cluster(cluster);
+    }
     Ok(Opened { gate, ended, lock })
 }

@@ -41,9 +41,9 @@ pub async fn get(gate: &Ctx, caller: &Caller, raw: &str, q: Option<&str>) -> Rep
 }
 
 /// `DELETE /v1/requests/{id}`: cancel.
-pub fn cancel(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
+pub async fn cancel(gate: &Ctx, caller: &Caller, raw: &str) -> Reply {
     let id = id(raw)?;
-    let view = gate.cancel(&id, caller)?;
+    let view = gate.cancel(&id, caller).await?;
     Ok(reply(StatusCode::OK, &view))
 }
 

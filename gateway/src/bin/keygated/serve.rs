@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 pub struct Running {
     pub gate: Arc<Gate>,
     pub discord: Option<Arc<Discord>>,
+    /// On a cluster: the task that runs the bot while this node holds the lease, and
+    /// the one that keeps this node's copies of the cluster's state.
+    cluster: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     server: JoinHandle<()>,
     /// The tokenless metrics listener, when `[metrics] listen` asks for one.
@@ -36,6 +39,12 @@ impl Running {
         self.gate.shut_down();
         if let Some(d) = &self.discord {
             d.shut_down();
+        }
+        if let Some(c) = self.gate.cluster() {
+            c.resign().await;
+        }
+        for task in self.cluster {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
         self.stop.send_replace(true);
         let _ = self.server.await;
@@ -64,7 +73,20 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let opened = runtime::open(config, Holder::Daemon).await?;
     let (gate, ended) = (opened.gate, opened.ended);
     gate.add_channel(Arc::new(Terminal));
-    let discord = if let Some(d) = &config.discord {
+    let mut cluster = Vec::new();
+    if let Some(c) = gate.cluster() {
+        cluster.push(tokio::spawn(Arc::clone(&gate).follow_cluster()));
+        if let Some(d) = &config.discord {
+            tracing::info!(
+                "approvals come from Discord (channel {}), through whichever node holds the lease, and from the terminal",
+                d.channel_id
+            );
+            cluster.push(runtime::discord::lead(d.clone(), Arc::clone(&gate), c));
+        }
+    }
+    let discord = if gate.cluster().is_some() {
+        None
+    } else if let Some(d) = &config.discord {
         let discord = runtime::discord::connect(d, &gate)
             .await
             .context("Discord")?;
@@ -114,6 +136,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     Ok(Running {
         gate,
         discord,
+        cluster,
         stop,
         server,
         metrics,
