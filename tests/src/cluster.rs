@@ -65,7 +65,8 @@ reuse = false
 /// Node names, in start order.
 const NAMES: [&str; 5] = ["node-a", "node-b", "node-c", "node-d", "node-e"];
 
-/// A running cluster. Dropping it kills the nodes, then the simulator, then Redis.
+/// A running cluster. Dropping it kills the nodes, then the simulator, then Redis (and
+/// shows every node's log first when the test is failing).
 #[derive(Debug)]
 pub struct Cluster {
     pub nodes: Vec<Daemon>,
@@ -253,6 +254,15 @@ impl Cluster {
             .map(|(i, d)| format!("--- {} ---\n{}", NAMES[i], d.log()))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    /// A failing test shows every node's log (the trees are deleted with the nodes).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
     }
 }
 
