@@ -4,6 +4,7 @@
 //! Discord ([`discord`]). One copy, so that the daemon and the standalone CLI open the
 //! same state the same way and cannot drift apart. [`standalone`] is the CLI's side.
 
+pub mod cluster;
 pub mod discord;
 pub mod lock;
 pub mod standalone;
@@ -46,6 +47,8 @@ pub enum StartError {
     Discord(#[from] keygate_bot::BotError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Cluster(#[from] keygate_cluster::ClusterError),
     #[error(
         "no agent named `{0}`: standalone acts only as a registered agent (add it with `keygate --standalone agents add {0}`)"
     )]
@@ -134,5 +137,8 @@ pub async fn open(config: &Config, holder: Holder) -> Result<Opened, StartError>
     audit.record(&started)?;
     let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
+    if holder == Holder::Daemon {
+        cluster::join(config, &gate)?;
+    }
     Ok(Opened { gate, ended, lock })
 }
