@@ -4,7 +4,9 @@
 //! Redis holds hashes, never tokens; a node that finds no agents in Redis seeds them
 //! from its own file; with Redis down, adding and removing are refused in one line and
 //! change nothing, agents are refused (503 `cluster_unavailable`) while the operator is
-//! still known, and everything serves again by itself when Redis is back.
+//! still known, and everything serves again by itself when Redis is back. Below the
+//! daemons, the set in Redis: seeded only once, changed only from the version the writer
+//! read, every write announced.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -178,4 +180,77 @@ fn adds_on_two_nodes_at_once_lose_nothing() {
     for node in &nodes {
         assert_eq!(names(node).len(), 8, "{:?}", names(node));
     }
+}
+
+/// A node's link, once Redis answers.
+async fn shared(redis: &RedisServer) -> keygate_cluster::Shared {
+    use keygate_cluster::{Health, Link, Shared};
+    let link = Link::open(&redis.url()).unwrap();
+    let mut health = link.watch_health();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        health.wait_for(|h| *h == Health::Connected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    Shared::new(link)
+}
+
+async fn next(
+    rx: &mut tokio::sync::mpsc::Receiver<keygate_cluster::events::Event>,
+) -> keygate_cluster::events::Event {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_agents_set_is_seeded_once_changed_only_from_the_version_read_and_announced() {
+    use keygate_cluster::events::{self, Event};
+    use keygate_cluster::state::AgentsSet;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (shared(&redis).await, shared(&redis).await);
+    let mut seen = events::subscribe(b.link());
+    assert_eq!(next(&mut seen).await, Event::Resync);
+    assert_eq!(a.agents().await.unwrap(), None);
+    assert_eq!(a.agents_version().await.unwrap(), None);
+
+    // Seeding: only while there is no set; the second seeder loses and writes nothing.
+    assert!(
+        a.replace_agents(None, "v1", b"{\"agents\":[]}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.replace_agents(None, "v9", b"{\"other\":1}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(next(&mut seen).await, Event::Agents);
+    assert_eq!(
+        b.agents().await.unwrap(),
+        Some(AgentsSet {
+            version: "v1".into(),
+            json: b"{\"agents\":[]}".to_vec()
+        })
+    );
+
+    // A change applies only to the version it read: of two writers from v1, one wins.
+    assert!(
+        a.replace_agents(Some("v1"), "v2", b"{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.replace_agents(Some("v1"), "v3", b"{\"b\":1}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.agents_version().await.unwrap().as_deref(), Some("v2"));
+    assert_eq!(b.agents().await.unwrap().unwrap().json, b"{\"a\":1}");
+    assert_eq!(next(&mut seen).await, Event::Agents);
 }

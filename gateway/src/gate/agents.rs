@@ -51,11 +51,13 @@ impl Gate {
         let (gone, settled) = match self.cluster() {
             None => (self.identities.remove(name)?, None),
             Some(cluster) => {
-                let (gone, others) = cluster
+                let (gone, mut others) = cluster
                     .agents
                     .change(&cluster.shared, &self.identities, |t| t.remove(name))
                     .await?;
                 let settled = Instant::now() + SETTLE;
+                // The one removed here ends below, audited as the operator's.
+                others.retain(|a| *a != gone);
                 self.agents_gone(others).await;
                 (gone, Some(settled))
             }
