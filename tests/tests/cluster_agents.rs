@@ -6,7 +6,8 @@
 //! change nothing, agents are refused (503 `cluster_unavailable`) while the operator is
 //! still known, and everything serves again by itself when Redis is back. Below the
 //! daemons, the set in Redis: seeded only once, changed only from the version the writer
-//! read, every write announced.
+//! read, every write announced; and the lease alone (no follower) keeping a removal from
+//! being honoured anywhere once the settle time has passed.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -253,4 +254,56 @@ async fn the_agents_set_is_seeded_once_changed_only_from_the_version_read_and_an
     assert_eq!(b.agents_version().await.unwrap().as_deref(), Some("v2"));
     assert_eq!(b.agents().await.unwrap().unwrap().json, b"{\"a\":1}");
     assert_eq!(next(&mut seen).await, Event::Agents);
+}
+
+/// The lease, with no follower to hide behind: node B confirms its copy only when asked
+/// (as a request whose lease ran out asks), so what B answers rests on the lease alone.
+#[tokio::test]
+async fn a_copy_is_trusted_only_within_its_lease_so_no_stale_yes_outlives_a_removal() {
+    use keygate_gateway::cluster::agents::AgentsCopy;
+    use keygate_gateway::identity::lease::SETTLE;
+    use keygate_gateway::identity::{Caller, Identities, Unconfirmed};
+    use secrecy::ExposeSecret as _;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (sa, sb) = (shared(&redis).await, shared(&redis).await);
+    let dir = tempfile::tempdir().unwrap();
+    let open = |n: &str| {
+        let ids = Identities::load(
+            &dir.path().join("operator.token"),
+            &dir.path().join(format!("{n}/agents.json")),
+        )
+        .unwrap();
+        ids.follow_cluster();
+        ids
+    };
+    let (ids_a, ids_b) = (open("a"), open("b"));
+    let (ca, cb) = (AgentsCopy::default(), AgentsCopy::default());
+    let name = keygate_proto::AgentName::new("ci-lease").unwrap();
+
+    let (token, _) = ca.change(&sa, &ids_a, |t| t.add(&name)).await.unwrap();
+    let token = token.expose_secret();
+    // B never confirmed: it cannot say yes or no until it has.
+    assert_eq!(ids_b.check(token), Err(Unconfirmed));
+    cb.confirm(&sb, &ids_b, false).await.unwrap();
+    assert!(matches!(ids_b.check(token), Ok(Some(Caller::Agent(_)))));
+
+    // Removed on A while B's lease holds: B's copy is stale, and B may say yes only
+    // within the settle time that `agents rm` waits out before it returns.
+    ca.change(&sa, &ids_a, |t| t.remove(&name)).await.unwrap();
+    let removed = tokio::time::Instant::now();
+    assert!(ids_b.check(token).is_ok(), "the lease ran out too early");
+    tokio::time::sleep_until(removed + SETTLE).await;
+    assert_eq!(
+        ids_b.check(token),
+        Err(Unconfirmed),
+        "a stale yes after settling"
+    );
+    cb.confirm(&sb, &ids_b, false).await.unwrap();
+    assert_eq!(ids_b.check(token), Ok(None));
+    // A's lease runs out the same way: it too answers only once confirmed again.
+    assert_eq!(ids_a.check(token), Err(Unconfirmed));
+    ca.confirm(&sa, &ids_a, false).await.unwrap();
+    assert_eq!(ids_a.check(token), Ok(None));
 }

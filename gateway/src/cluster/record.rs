@@ -49,7 +49,11 @@ fn known(via: &str) -> &'static str {
         "operator",
         "cluster",
     ];
-    KNOWN.iter().find(|k| **k == via).copied().unwrap_or("cluster")
+    KNOWN
+        .iter()
+        .find(|k| **k == via)
+        .copied()
+        .unwrap_or("cluster")
 }
 
 #[derive(Debug, Serialize, Deserialize)]
