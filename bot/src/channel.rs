@@ -230,6 +230,25 @@ impl Discord {
         timers.insert(id.clone(), (task.abort_handle(), ttl));
     }
 
+    /// Keeps the ending-soon timer in step with request `view` as it now stands: armed
+    /// for an approved request's live grant, cancelled once it ends otherwise.
+    fn follow(&self, view: &RequestView) {
+        match (&view.grant, view.status) {
+            (Some(grant), RequestStatus::Approved) => {
+                let ttl = view.decided_at.map_or(Duration::ZERO, |at| {
+                    grant
+                        .expires_at
+                        .system_time()
+                        .duration_since(at.system_time())
+                        .unwrap_or_default()
+                });
+                self.arm(&view.id, &grant.id, grant.expires_at, ttl);
+            }
+            _ if view.status.is_final() => self.disarm(&view.id),
+            _ => {}
+        }
+    }
+
     /// Cancels request `id`'s ending-soon timer: its grant ended.
     fn disarm(&self, id: &RequestId) {
         let mut timers = self.timers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -306,20 +325,7 @@ impl ApprovalChannel for Discord {
             self.edit_later(message, rendered);
         }
         match change {
-            Change::Request(view) => match (&view.grant, view.status) {
-                (Some(grant), RequestStatus::Approved) => {
-                    let ttl = view.decided_at.map_or(Duration::ZERO, |at| {
-                        grant
-                            .expires_at
-                            .system_time()
-                            .duration_since(at.system_time())
-                            .unwrap_or_default()
-                    });
-                    self.arm(&view.id, &grant.id, grant.expires_at, ttl);
-                }
-                _ if view.status.is_final() => self.disarm(&view.id),
-                _ => {}
-            },
+            Change::Request(view) => self.follow(view),
             Change::GrantExtended(grant) => {
                 let ttl = grant
                     .expires_at
@@ -330,6 +336,20 @@ impl ApprovalChannel for Discord {
             }
             Change::GrantEnded { grant, .. } => self.disarm(&grant.request),
         }
+    }
+
+    fn message_of(&self, request: &RequestId) -> Option<u64> {
+        self.messages.message_of(request).map(Id::get)
+    }
+
+    fn adopt(&self, message: u64, view: &RequestView) {
+        // Discord's ids are never 0: no message of this channel has it.
+        let Some(message) = Id::<MessageMarker>::new_checked(message) else {
+            tracing::warn!("Discord: not taking over message 0 for request {}", view.id);
+            return;
+        };
+        self.messages.adopted(message, view);
+        self.follow(view);
     }
 
     fn state(&self) -> ChannelState {

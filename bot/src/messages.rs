@@ -68,6 +68,32 @@ impl Messages {
         );
     }
 
+    /// `message`, posted by another node's bot, shows `view`: remembered as if posted
+    /// here, notifying nobody (its mentions were the poster's). The same message taken
+    /// over again keeps what it remembers (notes, mentions) and takes the newer view.
+    pub(crate) fn adopted(&self, message: Id<MessageMarker>, view: &RequestView) {
+        let mut posted = lock(&self.posted);
+        match posted.get_mut(&view.id) {
+            Some(p) if p.message == message => p.view = view.clone(),
+            _ => {
+                posted.insert(
+                    view.id.clone(),
+                    Posted {
+                        message,
+                        view: view.clone(),
+                        mentions: Mentions::default(),
+                        note: Note::default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The message that shows request `id`, while it is remembered.
+    pub(crate) fn message_of(&self, id: &RequestId) -> Option<Id<MessageMarker>> {
+        lock(&self.posted).get(id).map(|p| p.message)
+    }
+
     /// Whether this request's message is remembered (its request or grant still lives).
     pub(crate) fn knows(&self, id: &RequestId) -> bool {
         lock(&self.posted).contains_key(id)

@@ -42,6 +42,9 @@ pub enum ClusterError {
     /// Redis does not answer now; nothing that needs it may be decided or released.
     #[error("the cluster's Redis is unreachable: {0}")]
     Unreachable(String),
+    /// Refused before reaching Redis: nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
     /// Redis answered, but not as keygate's scripts expect.
     #[error("Redis answered unexpectedly: {0}")]
     Protocol(String),

@@ -89,6 +89,26 @@ pub trait ApprovalChannel: Send + Sync + std::fmt::Debug {
     fn reconnects(&self) -> u64 {
         0
     }
+    /// The id of the message this channel posted for `request` (or [`adopt`]ed for it),
+    /// while it remembers one: in a cluster the gate keeps it in Redis, so the node that
+    /// runs the channel next can take that message over. `None` for a channel without
+    /// messages.
+    ///
+    /// [`adopt`]: ApprovalChannel::adopt
+    fn message_of(&self, request: &RequestId) -> Option<u64> {
+        let _ = request;
+        None
+    }
+    /// Takes over `message`, posted by another node's channel in the same place, as
+    /// showing `view`: from now on [`notify`] edits it as if this channel had posted it
+    /// (for an approved request, its live grant's ending-soon note included). A message
+    /// this channel cannot have (an id of 0 on Discord) is ignored; a channel without
+    /// messages ignores it all.
+    ///
+    /// [`notify`]: ApprovalChannel::notify
+    fn adopt(&self, message: u64, view: &RequestView) {
+        let _ = (message, view);
+    }
 }
 
 /// How an approval channel stands. Displayed as `keygate status` shows it: `ready`,

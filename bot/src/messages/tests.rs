@@ -203,3 +203,32 @@ fn an_approvers_note_stays_on_the_message_to_the_grants_end() {
     assert!(title(&r).contains("Grant expired"), "{}", title(&r));
     assert_eq!(field(&r, "Note"), "@\u{200B}alice (1): for the deploy");
 }
+
+#[test]
+fn an_adopted_message_notifies_nobody_and_adopting_it_again_keeps_what_it_knows() {
+    let m = Messages::default();
+    let id = RequestId::random();
+    let pending = testing::request(&id, "pending");
+    m.adopted(Id::new(45), &pending);
+    assert_eq!(m.message_of(&id), Some(Id::new(45)));
+    assert_eq!(m.mentions(&id), Some(Mentions::default()));
+
+    // Posted here with mentions and a note: taking the same message over again keeps
+    // both; another message replaces it all.
+    let pinged = Mentions {
+        users: vec![keygate_proto::UserId(5)],
+        roles: Vec::new(),
+    };
+    m.posted(Id::new(46), &pending, pinged.clone());
+    m.noted(&id, "@alice (5)".into(), "ok".into());
+    m.adopted(Id::new(46), &pending);
+    assert_eq!(m.mentions(&id), Some(pinged));
+    let (message, r) = m
+        .edit_for(&change(&testing::request(&id, "approved")))
+        .unwrap();
+    assert_eq!(message, Id::new(46));
+    assert_eq!(field(&r, "Note"), "@\u{200B}alice (5): ok");
+    m.adopted(Id::new(47), &pending);
+    assert_eq!(m.message_of(&id), Some(Id::new(47)));
+    assert_eq!(m.mentions(&id), Some(Mentions::default()));
+}

@@ -1,6 +1,7 @@
-//! The cluster's shared state in Redis: requests ([`requests`]), grants ([`grants`])
-//! and agents ([`agents`]), each step that must happen once a Lua script (in `scripts/`), which
-//! Redis runs atomically. The records themselves are the gateway's JSON: this crate
+//! The cluster's shared state in Redis: requests ([`requests`]), grants ([`grants`]),
+//! agents ([`agents`]) and which message shows a request ([`messages`]), each step that
+//! must happen once a Lua script (in `scripts/`), which Redis runs atomically. The
+//! records themselves are the gateway's JSON: this crate
 //! stores and guards them, and knows only what the scripts need (ids, the agent, the
 //! deadline, whether a request is settled, a grant's end).
 //!
@@ -9,6 +10,7 @@
 
 pub mod agents;
 pub mod grants;
+pub mod messages;
 pub mod requests;
 
 use std::sync::Arc;
