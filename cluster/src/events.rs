@@ -22,12 +22,17 @@ pub enum Event {
     Request(String),
     /// A grant changed (made, extended, revoked).
     Grant(String),
+    /// An agent was added or removed: re-read the agents' set.
+    Agents,
     /// The subscription was (re)made: messages may have been missed before it.
     Resync,
 }
 
 impl Event {
     fn parse(payload: &str) -> Option<Self> {
+        if payload == "agents" {
+            return Some(Self::Agents);
+        }
         let (kind, id) = payload.split_once(' ')?;
         match kind {
             "req" => Some(Self::Request(id.to_owned())),
@@ -88,6 +93,8 @@ mod tests {
     fn payloads_are_read_strictly() {
         assert_eq!(Event::parse("req abc"), Some(Event::Request("abc".into())));
         assert_eq!(Event::parse("grant g1"), Some(Event::Grant("g1".into())));
+        assert_eq!(Event::parse("agents"), Some(Event::Agents));
+        assert_eq!(Event::parse("agents x"), None);
         assert_eq!(Event::parse("req"), None);
         assert_eq!(Event::parse("other x"), None);
     }

@@ -2,17 +2,22 @@
 //! start) or an agent (a token printed once by `keygate agents add`). The daemon keeps
 //! only SHA-256 hashes of agent tokens; tokens carry 256 random bits, so a fast hash is
 //! enough, and hashes are compared in constant time.
+//!
+//! The agents themselves are a [`Table`], kept in the agents file; in a cluster the
+//! file's JSON is also the cluster's value in Redis, and a node trusts its copy only
+//! within a [`lease`] of confirming it there (`cluster/agents.rs` keeps it current).
 
-use std::collections::BTreeMap;
+pub mod lease;
+mod table;
+
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate_proto::{AgentName, Timestamp};
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -69,36 +74,23 @@ pub enum IdentityError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: not a keygate agents file: {message}", path.display())]
-    Corrupt { path: PathBuf, message: String },
+    /// `origin` is the file's path, or the Redis key the cluster keeps the agents in.
+    #[error("{origin}: not a keygate agents file: {message}")]
+    Corrupt { origin: String, message: String },
     #[error("agent `{0}` already exists")]
     Exists(AgentName),
     #[error("no agent named `{0}`")]
     Unknown(AgentName),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct AgentRecord {
-    name: AgentName,
-    token_sha256: String,
-    created_at: Timestamp,
-    /// Absent in files written before serials existed: taken from the token's hash then.
-    #[serde(default)]
-    serial: Option<u64>,
-}
+/// A clustered node's copy of the agents has not been confirmed within its lease
+/// ([`lease`]): an agent's token cannot be judged until it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this node's copy of the agents is not confirmed with the cluster's Redis")]
+pub struct Unconfirmed;
 
-/// What the daemon keeps of one agent.
-#[derive(Debug, Clone)]
-struct Registered {
-    token: Hash,
-    created_at: Timestamp,
-    serial: u64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct AgentsFile {
-    agents: Vec<AgentRecord>,
-}
+pub use self::lease::Lease;
+pub use self::table::Table;
 
 type Hash = [u8; 32];
 
@@ -147,10 +139,13 @@ fn new_token(prefix: &str) -> SecretString {
 pub struct Identities {
     operator: Hash,
     agents_path: PathBuf,
-    agents: RwLock<BTreeMap<AgentName, Registered>>,
+    agents: RwLock<Table>,
     /// Moves on every change to the agents: a [`Remembered`] token from before a change
     /// is looked up again.
     epoch: AtomicU64,
+    /// Set when this node is one of a cluster: agents' tokens are judged only while it
+    /// holds.
+    lease: OnceLock<Lease>,
     /// Tokens made by [`Identities::session`]: this process's only, never written.
     sessions: RwLock<Vec<(Hash, Caller)>>,
 }
@@ -198,71 +193,97 @@ impl Identities {
             }
             Err(e) => return Err(io(operator_token)(e)),
         };
-        let file: AgentsFile = match std::fs::read(agents_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IdentityError::Corrupt {
-                path: agents_path.to_path_buf(),
-                message: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AgentsFile::default(),
+        let agents = match std::fs::read(agents_path) {
+            Ok(bytes) => Table::parse(&bytes, &agents_path.display().to_string())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::default(),
             Err(e) => return Err(io(agents_path)(e)),
         };
-        let mut agents = BTreeMap::new();
-        for a in file.agents {
-            let mut h = [0u8; 32];
-            hex::decode_to_slice(&a.token_sha256, &mut h).map_err(|e| IdentityError::Corrupt {
-                path: agents_path.to_path_buf(),
-                message: format!("agent `{}`: {e}", a.name),
-            })?;
-            let serial = a.serial.unwrap_or_else(|| {
-                u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
-            });
-            agents.insert(
-                a.name,
-                Registered {
-                    token: h,
-                    created_at: a.created_at,
-                    serial,
-                },
-            );
-        }
         Ok(Self {
             operator,
             agents_path: agents_path.to_path_buf(),
             agents: RwLock::new(agents),
             epoch: AtomicU64::new(0),
+            lease: OnceLock::new(),
             sessions: RwLock::default(),
         })
     }
 
-    /// [`Identities::authenticate`], remembering the answer in `memo` (one connection's):
-    /// the same token presented again, with no agent added or removed since, is known
+    /// Makes this the copy of a cluster's agents: from now on an agent's token is
+    /// judged only while the copy's [`Lease`] holds (it starts unconfirmed).
+    pub fn follow_cluster(&self) {
+        let _ = self.lease.set(Lease::new());
+    }
+
+    /// The lease on the copy, when this node is one of a cluster.
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.get()
+    }
+
+    /// Whether the table may be trusted now: always on one node; in a cluster, while the
+    /// lease holds. Asked before the table is read.
+    fn trusted(&self) -> bool {
+        self.lease.get().is_none_or(Lease::holds)
+    }
+
+    /// [`Identities::check`], remembering the answer in `memo` (one connection's): the
+    /// same token presented again, with no agent added or removed since, is known
     /// without hashing it. It is compared in constant time with the one remembered.
-    pub fn authenticate_remembered(
+    pub fn check_remembered(
         &self,
         token: &str,
         memo: &mut Option<Remembered>,
-    ) -> Option<Caller> {
+    ) -> Result<Option<Caller>, Unconfirmed> {
+        let trusted = self.trusted();
         let epoch = self.epoch.load(Ordering::Acquire);
         if let Some(m) = memo.as_ref()
             && m.epoch == epoch
             && same_bytes(&m.token, token.as_bytes())
         {
-            return Some(m.caller.clone());
+            return if trusted || m.caller == Caller::Operator {
+                Ok(Some(m.caller.clone()))
+            } else {
+                Err(Unconfirmed)
+            };
         }
-        let caller = self.authenticate(token)?;
+        let Some(caller) = self.check(token)? else {
+            return Ok(None);
+        };
         *memo = Some(Remembered {
             token: zeroize::Zeroizing::new(token.as_bytes().to_vec()),
             caller: caller.clone(),
             epoch,
         });
-        Some(caller)
+        Ok(Some(caller))
     }
 
-    /// Whose token is this? `None` for an unknown one.
+    /// [`Identities::authenticate`], remembering the answer for one connection (see
+    /// [`Identities::check_remembered`]).
+    pub fn authenticate_remembered(
+        &self,
+        token: &str,
+        memo: &mut Option<Remembered>,
+    ) -> Option<Caller> {
+        self.check_remembered(token, memo).ok().flatten()
+    }
+
+    /// Whose token is this? `None` for an unknown one, and for any but the operator's
+    /// while a clustered copy is unconfirmed (fail closed; [`Identities::check`] tells
+    /// that apart).
     pub fn authenticate(&self, token: &str) -> Option<Caller> {
+        self.check(token).ok().flatten()
+    }
+
+    /// Whose token is this: `Ok(None)` for an unknown one; [`Unconfirmed`] when only a
+    /// confirmed copy of a cluster's agents could tell (the operator's token is known
+    /// whatever the cluster's state).
+    pub fn check(&self, token: &str) -> Result<Option<Caller>, Unconfirmed> {
+        let trusted = self.trusted();
         let h = hash(token);
         if same(&h, &self.operator) {
-            return Some(Caller::Operator);
+            return Ok(Some(Caller::Operator));
+        }
+        if !trusted {
+            return Err(Unconfirmed);
         }
         let agents = self
             .agents
@@ -271,7 +292,7 @@ impl Identities {
         // Every hash is compared, in constant time, so timing tells nothing about which
         // (if any) agent is close.
         let mut found = None;
-        for (name, r) in agents.iter() {
+        for (name, r) in &agents.0 {
             if same(&h, &r.token) {
                 found = Some(Agent {
                     name: name.clone(),
@@ -280,7 +301,7 @@ impl Identities {
             }
         }
         if let Some(agent) = found {
-            return Some(Caller::Agent(agent));
+            return Ok(Some(Caller::Agent(agent)));
         }
         let sessions = self
             .sessions
@@ -293,10 +314,10 @@ impl Identities {
             }
         }
         // A session of an agent lasts no longer than that registration of it.
-        session.filter(|c| match c {
+        Ok(session.filter(|c| match c {
             Caller::Operator => true,
-            Caller::Agent(a) => agents.get(&a.name).is_some_and(|r| r.serial == a.serial),
-        })
+            Caller::Agent(a) => agents.0.get(&a.name).is_some_and(|r| r.serial == a.serial),
+        }))
     }
 
     /// A fresh token for the operator (`None`) or a registered agent, that works in this
@@ -314,6 +335,7 @@ impl Identities {
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let r = agents
+                    .0
                     .get(name)
                     .ok_or_else(|| IdentityError::Unknown(name.clone()))?;
                 Caller::Agent(Agent {
@@ -330,28 +352,16 @@ impl Identities {
         Ok(token)
     }
 
-    /// Adds an agent and returns its token, which is never stored.
+    /// Adds an agent and returns its token, which is never stored. (A clustered node
+    /// adds through the cluster instead: `cluster/agents.rs`.)
     pub fn add(&self, name: &AgentName) -> Result<SecretString, IdentityError> {
         let mut agents = self
             .agents
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if agents.contains_key(name) {
-            return Err(IdentityError::Exists(name.clone()));
-        }
-        let token = new_token("kga_");
-        let mut serial = [0u8; 8];
-        getrandom::fill(&mut serial).expect("the operating system's random source failed");
         let mut next = agents.clone();
-        next.insert(
-            name.clone(),
-            Registered {
-                token: hash(token.expose_secret()),
-                created_at: Timestamp::now(),
-                serial: u64::from_le_bytes(serial),
-            },
-        );
-        self.save(&next)?;
+        let token = next.add(name)?;
+        self.save(&next.to_json())?;
         *agents = next;
         self.epoch.fetch_add(1, Ordering::AcqRel);
         Ok(token)
@@ -363,18 +373,49 @@ impl Identities {
             .agents
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(gone) = agents.get(name).map(|r| Agent {
-            name: name.clone(),
-            serial: r.serial,
-        }) else {
-            return Err(IdentityError::Unknown(name.clone()));
-        };
         let mut next = agents.clone();
-        next.remove(name);
-        self.save(&next)?;
+        let gone = next.remove(name)?;
+        self.save(&next.to_json())?;
         *agents = next;
         self.epoch.fetch_add(1, Ordering::AcqRel);
         Ok(gone)
+    }
+
+    /// A copy of the agents as they stand here.
+    pub fn table(&self) -> Table {
+        self.agents
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the agents with `next` (the cluster's, as Redis holds them) and keeps
+    /// them in the agents file too. Returns the registrations that are gone. The file is
+    /// this node's copy only: failing to write it is logged, and changes nothing here.
+    pub fn install(&self, next: Table) -> Vec<Agent> {
+        let json = next.to_json();
+        let gone = {
+            let mut agents = self
+                .agents
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *agents == next {
+                return Vec::new();
+            }
+            let gone = agents.gone_in(&next);
+            *agents = next;
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            gone
+        };
+        if let Err(e) = self.save(&json) {
+            tracing::warn!("cannot keep this node's copy of the cluster's agents: {e}");
+        }
+        gone
+    }
+
+    /// The agents file.
+    pub fn agents_path(&self) -> &Path {
+        &self.agents_path
     }
 
     /// Whether this registration of the agent still exists.
@@ -382,6 +423,7 @@ impl Identities {
         self.agents
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
             .get(&agent.name)
             .is_some_and(|r| r.serial == agent.serial)
     }
@@ -391,27 +433,13 @@ impl Identities {
         self.agents
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
             .iter()
             .map(|(n, r)| (n.clone(), r.created_at))
             .collect()
     }
 
-    fn save(&self, agents: &BTreeMap<AgentName, Registered>) -> Result<(), IdentityError> {
-        let file = AgentsFile {
-            agents: agents
-                .iter()
-                .map(|(name, r)| AgentRecord {
-                    name: name.clone(),
-                    token_sha256: hex::encode(r.token),
-                    created_at: r.created_at,
-                    serial: Some(r.serial),
-                })
-                .collect(),
-        };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| IdentityError::Corrupt {
-            path: self.agents_path.clone(),
-            message: e.to_string(),
-        })?;
+    fn save(&self, json: &[u8]) -> Result<(), IdentityError> {
         let io = |source| IdentityError::Io {
             path: self.agents_path.clone(),
             source,
@@ -419,7 +447,7 @@ impl Identities {
         if let Some(dir) = self.agents_path.parent() {
             crate::fsutil::ensure_private_dir(dir).map_err(io)?;
         }
-        crate::fsutil::write_private_atomic(&self.agents_path, &bytes).map_err(io)
+        crate::fsutil::write_private_atomic(&self.agents_path, json).map_err(io)
     }
 }
 

@@ -87,7 +87,10 @@ async fn only_the_grants_approvers_extend_it_up_to_max_ttl() {
     let told = Arc::new(Told::default());
     gate.add_channel(Arc::clone(&told) as Arc<dyn ApprovalChannel>);
 
-    let token = gate.add_agent(&AgentName::new("ci-one").unwrap()).unwrap();
+    let token = gate
+        .add_agent(&AgentName::new("ci-one").unwrap())
+        .await
+        .unwrap();
     let caller = gate.authenticate(token.expose_secret()).unwrap();
     let filed = gate
         .file(

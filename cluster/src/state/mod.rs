@@ -1,12 +1,14 @@
-//! The cluster's shared state in Redis: requests ([`requests`]), grants ([`grants`])
-//! and which message shows a request ([`messages`]), each step that must happen once a
-//! Lua script (in `scripts/`), which Redis runs atomically. The records themselves are the gateway's JSON: this crate
+//! The cluster's shared state in Redis: requests ([`requests`]), grants ([`grants`]),
+//! agents ([`agents`]) and which message shows a request ([`messages`]), each step that
+//! must happen once a Lua script (in `scripts/`), which Redis runs atomically. The
+//! records themselves are the gateway's JSON: this crate
 //! stores and guards them, and knows only what the scripts need (ids, the agent, the
 //! deadline, whether a request is settled, a grant's end).
 //!
 //! Every script that changes something publishes what it changed on [`EVENTS`], in the
 //! same atomic step; [`crate::events`] brings those to the other nodes.
 
+pub mod agents;
 pub mod grants;
 pub mod messages;
 pub mod requests;
@@ -18,10 +20,11 @@ use redis::aio::ConnectionManager;
 
 use crate::{ClusterError, KEY_PREFIX, Link};
 
+pub use agents::AgentsSet;
 pub use grants::{NewGrant, Read};
 pub use requests::{Decided, Decision, Filed, Limits, NewRequest, Stored};
 
-/// The pub/sub channel every change is announced on: `req ID` or `grant ID`.
+/// The pub/sub channel every change is announced on: `req ID`, `grant ID` or `agents`.
 pub const EVENTS: &str = "{keygate}:events";
 
 /// The shared state, over a node's [`Link`].

@@ -5,8 +5,10 @@ use hyper::header;
 use hyper::http::request::Parts;
 
 use super::error::ApiError;
-use crate::gate::Gate;
-use crate::identity::{Caller, Remembered};
+use keygate_cluster::ClusterError;
+
+use crate::gate::{Gate, GateError};
+use crate::identity::{Caller, Remembered, Unconfirmed};
 
 /// Whether the request carries the operator's token (nothing is audited: this only
 /// decides whether a reserved connection slot may serve it).
@@ -32,7 +34,9 @@ pub fn known_remembered(
     memo: &mut Option<Remembered>,
 ) -> Option<Caller> {
     let token = headers.get(header::AUTHORIZATION).and_then(bearer)?;
-    gate.authenticate_remembered(token, memo)
+    // Unconfirmed (a clustered node's copy of the agents past its lease): `None`, and
+    // [`caller`] confirms it.
+    gate.identities.check_remembered(token, memo).ok().flatten()
 }
 
 /// The token in an `Authorization: Bearer <token>` value, if well-formed.
@@ -45,8 +49,11 @@ fn bearer(value: &header::HeaderValue) -> Option<&str> {
         .filter(|t| !t.is_empty() && t.len() <= 256)
 }
 
-/// Authenticates the caller; an unknown token is audited.
-pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
+/// Authenticates the caller; an unknown token is audited. On a node of a cluster whose
+/// copy of the agents is past its lease, the copy is confirmed with Redis first (one
+/// round trip, shared by every caller waiting for it); with Redis unreachable, only the
+/// operator is known and an agent is answered 503 `cluster_unavailable`.
+pub async fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthenticated(
             "no token: send `Authorization: Bearer <token>` (the CLI reads KEYGATE_TOKEN)",
@@ -58,10 +65,21 @@ pub fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, ApiError> {
             "malformed Authorization header: expected `Bearer <token>`",
         ));
     };
-    gate.authenticate(token).ok_or_else(|| {
-        gate.auth_failed(parts.uri.path(), "unknown token");
-        ApiError::unauthenticated("unknown or revoked token")
-    })
+    let judged = match gate.identities.check(token) {
+        Err(Unconfirmed) => {
+            gate.confirm_agents(false).await?;
+            gate.identities.check(token)
+        }
+        judged => judged,
+    };
+    match judged {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => {
+            gate.auth_failed(parts.uri.path(), "unknown token");
+            Err(ApiError::unauthenticated("unknown or revoked token"))
+        }
+        Err(e) => Err(GateError::Cluster(ClusterError::Unreachable(e.to_string())).into()),
+    }
 }
 
 /// Operator-only routes.

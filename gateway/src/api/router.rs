@@ -101,12 +101,12 @@ async fn route(gate: Ctx, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         return Ok(health::get());
     }
     if !long && segments == ["metrics"] && *m == Method::GET {
-        return metrics::get(&gate, &auth::caller(&gate, &parts)?);
+        return metrics::get(&gate, &auth::caller(&gate, &parts).await?);
     }
     if segments.first() != Some(&"v1") {
         return Err(ApiError::not_found(format!("no route {path}")));
     }
-    let caller = auth::caller(&gate, &parts)?;
+    let caller = auth::caller(&gate, &parts).await?;
     let no_route = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,7 @@
 //! nodes reach the copies through [`record`]s read back on each announcement (see
 //! `gate/mirror.rs`).
 
+pub mod agents;
 pub mod record;
 
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ pub struct Cluster {
     pub node: NodeName,
     pub link: Arc<Link>,
     pub shared: Shared,
+    /// This node's copy of the cluster's agents, and where it stands (`agents.rs`).
+    pub agents: agents::AgentsCopy,
     leadership: Mutex<Option<Leadership>>,
     /// The version of each request this node's copy is at: an announcement of a change
     /// this node made itself is recognised and not applied twice.
@@ -37,6 +40,7 @@ impl Cluster {
             node,
             link,
             shared,
+            agents: agents::AgentsCopy::default(),
             leadership: Mutex::new(None),
             versions: Mutex::default(),
         }))

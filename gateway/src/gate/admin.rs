@@ -1,12 +1,11 @@
-//! Step 5, the operator's side: secrets, agents, the store's lock, and status. Each change
-//! is audited before it is made, except what reduces access (removing an agent), which
-//! never waits on the audit log.
+//! Step 5, the operator's side: secrets, the store's lock, and status (agents are in
+//! [`super::agents`]). Each change is audited before it is made.
 
 use keygate_proto::api::{ChannelStatus, Status};
 use keygate_proto::approval::ChannelState;
-use keygate_proto::{AgentName, SecretName, SecretValue};
+use keygate_proto::{SecretName, SecretValue};
 
-use super::{Gate, GateError, Selector, actor};
+use super::{Gate, GateError};
 use crate::audit::Event;
 use crate::identity::Caller;
 use crate::store::SecretMeta;
@@ -51,27 +50,6 @@ impl Gate {
     pub async fn unlock_store(&self, passphrase: secrecy::SecretString) -> Result<(), GateError> {
         self.store.unlock(passphrase).await?;
         self.audit.record(&Event::StoreUnlocked)?;
-        Ok(())
-    }
-
-    pub fn add_agent(&self, name: &AgentName) -> Result<secrecy::SecretString, GateError> {
-        self.audit.record(&Event::AgentAdded { name })?;
-        Ok(self.identities.add(name)?)
-    }
-
-    /// Removes an agent: its token stops working, its pending requests are cancelled and
-    /// its grants revoked. None of it waits on the audit log (it reduces access).
-    pub async fn remove_agent(&self, name: &AgentName) -> Result<(), GateError> {
-        let gone = self.identities.remove(name)?;
-        self.audit.record_or_hold(&Event::AgentRemoved { name });
-        for id in self.requests.pending_ids_of(&gone) {
-            self.cancel_for_removal(&id);
-        }
-        self.revoke(
-            &Selector::Registration(gone),
-            &actor("operator", "terminal"),
-        )
-        .await?;
         Ok(())
     }
 

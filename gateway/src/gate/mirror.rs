@@ -63,7 +63,13 @@ impl Gate {
                     Some(keygate_cluster::events::Event::Grant(id)) => {
                         self.copy_grant(&c, &id).await;
                     }
-                    Some(keygate_cluster::events::Event::Resync) => self.resync(&c).await,
+                    Some(keygate_cluster::events::Event::Agents) => {
+                        let _ = self.agents_changed().await;
+                    }
+                    Some(keygate_cluster::events::Event::Resync) => {
+                        let _ = self.agents_changed().await;
+                        self.resync(&c).await;
+                    }
                     None => break,
                 },
                 _ = tick.tick() => self.resync(&c).await,

@@ -10,9 +10,11 @@
 //! 3. [`releasing`]: the value, under a live grant or a rule that allows it;
 //! 4. [`revoking`]: grants end early, or on their own (maintenance); [`extending`]: a
 //!    live grant ends later, up to its rule's `max_ttl`;
-//! 5. [`admin`]: secrets, agents, the store, status.
+//! 5. [`admin`]: secrets, the store, status; [`agents`]: agents, on one node or shared
+//!    by a cluster.
 
 mod admin;
+mod agents;
 mod deciding;
 mod extending;
 mod filing;

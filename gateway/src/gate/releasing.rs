@@ -39,7 +39,6 @@ impl Gate {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
             None => None,
         };
-        self.check_shared(found.as_ref(), secret).await?;
         self.release_under(agent, secret, found.as_ref()).await
     }
 
@@ -56,7 +55,6 @@ impl Gate {
             Some(g) => Some(g.hold().await.ok_or(GateError::NoGrant)?),
             None => None,
         };
-        self.check_shared(found.as_ref(), secret).await?;
         // Read before the value: an answer is kept only under the generation that was
         // current before its value was read, so a change meanwhile makes it stale.
         let generation = self.store.generation();
@@ -168,7 +166,11 @@ impl Gate {
                 self.drop_copy(&g.id, revoked).await;
                 Err(GateError::NoGrant)
             }
-            Ok(Read::Taken) => Err(GateError::NoGrant),
+            Ok(Read::Taken) => {
+                // Not served here: this node's count stays as it was.
+                g.give_back(secret);
+                Err(GateError::NoGrant)
+            }
             Err(e) => {
                 g.give_back(secret);
                 Err(e.into())
@@ -224,6 +226,9 @@ impl Gate {
                 return Err(e);
             }
         };
+        // Asked after the value is read, so that as little as possible happens between
+        // Redis counting this read and its answer.
+        self.check_shared(grant.as_ref(), secret).await?;
         let logged = match &grant {
             Some(g) => g.log_first_read(secret, || {
                 self.audit.record(&Event::Released {

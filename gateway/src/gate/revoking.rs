@@ -55,14 +55,17 @@ impl Gate {
         };
         let mut revoked = Vec::new();
         for g in chosen {
-            // On a cluster, gone from Redis first: from the moment this returns, no node
-            // serves a read under it (each read asks Redis). Redis down: not revoked,
-            // and the caller is told.
-            if let Some(c) = self.cluster() {
-                c.shared
-                    .revoke(g.id.as_str(), g.agent.name.as_str())
-                    .await?;
-            }
+            // On a cluster, gone from Redis first: from then on Redis refuses every
+            // read under it, on every node (each read asks Redis). Redis down: not
+            // revoked, and the caller is told.
+            let in_redis = match self.cluster() {
+                Some(c) => {
+                    c.shared
+                        .revoke(g.id.as_str(), g.agent.name.as_str())
+                        .await?
+                }
+                None => false,
+            };
             // No read starts after this, and those in flight have finished: the count
             // below is final, and once this returns nothing is released under the grant.
             g.close().await;
@@ -74,11 +77,16 @@ impl Gate {
                 reads: g.reads(),
                 by: Some(by),
             });
-            if self.grants.revoke(&g.id).await.is_some() {
+            // On a cluster this node's copy may have gone already, at the announcement
+            // of this very revocation (which told the channels then).
+            let here = self.grants.revoke(&g.id).await.is_some();
+            if here {
                 self.notify(&Change::GrantEnded {
                     grant: g.view(),
                     cause: GrantEnd::Revoked,
                 });
+            }
+            if here || in_redis {
                 revoked.push(g.id.clone());
             }
         }

@@ -253,3 +253,76 @@ fn a_session_token_works_in_this_process_only_and_only_for_a_registered_agent() 
     ids.add(&ci).unwrap();
     assert!(ids.authenticate(agent.expose_secret()).is_none());
 }
+
+#[test]
+fn a_cluster_copy_judges_agents_only_while_its_lease_holds() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let a = ids.add(&name("a")).unwrap();
+    let a = a.expose_secret();
+    let operator = std::fs::read_to_string(d.operator()).unwrap();
+    let mut memo = None;
+    ids.authenticate_remembered(a, &mut memo).unwrap();
+
+    ids.follow_cluster();
+    // Not confirmed yet: an agent's token (known, remembered or unknown) cannot be
+    // judged, and the plain answer fails closed; the operator is known regardless.
+    assert_eq!(ids.check(a), Err(Unconfirmed));
+    assert_eq!(ids.check("kga_nope"), Err(Unconfirmed));
+    assert_eq!(ids.check_remembered(a, &mut memo), Err(Unconfirmed));
+    assert_eq!(ids.authenticate(a), None);
+    assert_eq!(ids.check(operator.trim()), Ok(Some(Caller::Operator)));
+
+    ids.lease().unwrap().confirm(std::time::Instant::now());
+    assert_eq!(ids.check(a), Ok(Some(Caller::Agent(agent_of(&ids, a)))));
+    assert_eq!(ids.check("kga_nope"), Ok(None));
+    assert!(ids.check_remembered(a, &mut memo).unwrap().is_some());
+
+    ids.lease().unwrap().expire();
+    assert_eq!(ids.check_remembered(a, &mut memo), Err(Unconfirmed));
+    let mut op_memo = None;
+    ids.check_remembered(operator.trim(), &mut op_memo).unwrap();
+    assert_eq!(
+        ids.check_remembered(operator.trim(), &mut op_memo),
+        Ok(Some(Caller::Operator))
+    );
+}
+
+#[test]
+fn installing_the_cluster_s_agents_replaces_the_copy_and_names_who_is_gone() {
+    let d = Dir::new();
+    let ids = d.load().unwrap();
+    let a = ids.add(&name("a")).unwrap();
+    let b = ids.add(&name("b")).unwrap();
+    let (a, b) = (a.expose_secret(), b.expose_secret());
+    let (old_a, old_b) = (agent_of(&ids, a), agent_of(&ids, b));
+    let mut memo = None;
+    ids.authenticate_remembered(a, &mut memo).unwrap();
+
+    // Another node removed `a`, removed and added `b` again, and added `c`.
+    let mut next = Table::parse(&ids.table().to_json(), "test").unwrap();
+    assert_eq!(next, ids.table());
+    next.remove(&name("a")).unwrap();
+    next.remove(&name("b")).unwrap();
+    let b2 = next.add(&name("b")).unwrap();
+    let c = next.add(&name("c")).unwrap();
+    assert!(matches!(
+        next.add(&name("c")),
+        Err(IdentityError::Exists(_))
+    ));
+    assert!(matches!(
+        next.remove(&name("a")),
+        Err(IdentityError::Unknown(_))
+    ));
+    let gone = ids.install(next.clone());
+    assert_eq!(gone, vec![old_a, old_b]);
+    assert_eq!(ids.authenticate_remembered(a, &mut memo), None);
+    assert_eq!(ids.authenticate(b), None);
+    assert!(ids.authenticate(b2.expose_secret()).is_some());
+    assert!(ids.authenticate(c.expose_secret()).is_some());
+    // The same set again changes nothing; the file is the node's copy of it.
+    assert!(ids.install(next.clone()).is_empty());
+    assert_eq!(d.load().unwrap().table(), next);
+    let file = std::fs::read_to_string(d.agents()).unwrap();
+    assert!(!file.contains(c.expose_secret()), "a token in the file");
+}

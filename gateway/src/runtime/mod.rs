@@ -4,6 +4,7 @@
 //! Discord ([`discord`]). One copy, so that the daemon and the standalone CLI open the
 //! same state the same way and cannot drift apart. [`standalone`] is the CLI's side.
 
+pub mod cluster;
 pub mod discord;
 pub mod lock;
 pub mod standalone;
@@ -136,21 +137,8 @@ pub async fn open(config: &Config, holder: Holder) -> Result<Opened, StartError>
     audit.record(&started)?;
     let identities = Identities::load(&config.paths.operator_token(), &config.paths.agents_file())?;
     let (gate, ended) = Gate::new(policy, opened.store, audit, identities, config.limits);
-    if holder == Holder::Daemon
-        && let Some(url) = &config.cluster_redis_url
-    {
-        use secrecy::ExposeSecret as _;
-        let node = config
-            .cluster_node
-            .clone()
-            .unwrap_or_else(keygate_cluster::NodeName::default_for_this_process);
-        let cluster = crate::cluster::Cluster::open(url.expose_secret(), node)?;
-        tracing::info!(
-            "cluster node {} on Redis {}",
-            cluster.node.as_str(),
-            cluster.link.shown()
-        );
-        gate.join_cluster(cluster);
+    if holder == Holder::Daemon {
+        cluster::join(config, &gate)?;
     }
     Ok(Opened { gate, ended, lock })
 }

@@ -15,7 +15,7 @@ use crate::identity::Caller;
 pub async fn add(gate: &Ctx, caller: &Caller, body: Incoming) -> Reply {
     auth::operator(caller)?;
     let body: AddAgentBody = json(body).await?;
-    let token = gate.add_agent(&body.name)?;
+    let token = gate.add_agent(&body.name).await?;
     Ok(reply(
         StatusCode::CREATED,
         &NewAgent {

@@ -237,7 +237,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     )
     .await?;
     let agent = AgentName::new("demo-agent")?;
-    let token = gate.add_agent(&agent)?;
+    let token = gate.add_agent(&agent).await?;
     let Some(Caller::Agent(agent)) = gate.authenticate(token.expose_secret()) else {
         anyhow::bail!("the demo agent's new token was not accepted");
     };

@@ -86,10 +86,17 @@ pub(super) fn wrk_grant_hit(secs: u64) {
     }
     let port = free_port();
     let listen = format!("http://127.0.0.1:{port}");
-    let d = Daemon::start_with(
-        keygate_tests::POLICY,
-        &[("RUST_LOG", "warn"), ("KEYGATE_SERVER_LISTEN", &listen)],
-    );
+    // With KEYGATE_CLUSTER_REDIS_URL set, keygated runs as a node of that cluster (what
+    // its grant hit then pays for the cluster's agents, docs/benchmarks.md).
+    let cluster = std::env::var("KEYGATE_CLUSTER_REDIS_URL").unwrap_or_default();
+    let mut env = vec![
+        ("RUST_LOG", "warn"),
+        ("KEYGATE_SERVER_LISTEN", listen.as_str()),
+    ];
+    if !cluster.is_empty() {
+        env.push(("KEYGATE_CLUSTER_REDIS_URL", cluster.as_str()));
+    }
+    let d = Daemon::start_with(keygate_tests::POLICY, &env);
     d.secret("github/token", SECRET);
     let token = d.agent("ci-bench");
     approve_grant(&d, &token, "github/token");
