@@ -23,7 +23,7 @@ use crate::requests::{Request, State};
 
 /// How often a node re-reads the cluster's pending requests and its live grants even
 /// when no announcement came: a lost message costs at most this.
-const RESYNC_EVERY: Duration = Duration::from_secs(5);
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// How long after a request's deadline a node that did not file it expires it (the
 /// filing node normally does it at the deadline; this covers a filing node that died).
