@@ -25,6 +25,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("state/scripts/put_locked.lua")));
+static GET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("state/scripts/get_bounded.lua")));
 static UNLOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("state/scripts/unlock.lua")));
 
@@ -129,17 +131,28 @@ impl Blob {
     }
 
     /// The bytes, or `None` if the key does not exist. A value longer than `max` bytes is
-    /// refused without being read whole.
+    /// refused without being read; size and bytes are read in one step.
     pub fn get(&self, max: u64) -> Result<Option<Vec<u8>>, ClusterError> {
         let key = &self.0.key;
-        let len: u64 = self.call(|c| redis::cmd("STRLEN").arg(key).query(c))?;
-        if len > max {
+        let answer: redis::Value = self.call(|c| GET.key(key).arg(max).invoke(c))?;
+        let redis::Value::Array(items) = answer else {
             return Err(ClusterError::Protocol(format!(
-                "{} holds {len} bytes, more than the {max} a store may",
+                "reading {} answered {answer:?}",
                 self.0.shown
             )));
+        };
+        match items.as_slice() {
+            [redis::Value::Int(2)] => Ok(None),
+            [redis::Value::Int(1), redis::Value::BulkString(bytes)] => Ok(Some(bytes.clone())),
+            [redis::Value::Int(0), redis::Value::Int(len)] => Err(ClusterError::Protocol(format!(
+                "{} holds {len} bytes, more than the {max} a store may",
+                self.0.shown
+            ))),
+            _ => Err(ClusterError::Protocol(format!(
+                "reading {} answered unexpectedly",
+                self.0.shown
+            ))),
         }
-        self.call(|c| redis::cmd("GET").arg(key).query(c))
     }
 
     /// Whether the key exists.
