@@ -1,0 +1,229 @@
+//! `--cluster`: the cluster's three benchmarks (issue 15; docs/benchmarks.md, "The
+//! cluster"). One real `redis-server`, one Discord simulator and two real `keygated`
+//! sharing them (`KEYGATE_CLUSTER_REDIS_URL`, the Redis secret store), beside one
+//! single-node `keygated` (in-memory store) as the baseline of the first:
+//!
+//! 1. the grant hit through a clustered node against the single node, wrk on both,
+//!    interleaved rounds;
+//! 2. press → secret across nodes: the agent waits on the node that does not run the bot;
+//! 3. takeover after `kill -9` of the lease holder.
+
+mod press;
+mod takeover;
+
+use std::time::Duration;
+
+use keygate_discord_sim::{SimConfig, Simulator};
+use keygate_tests::redis::RedisServer;
+use keygate_tests::{Daemon, poll};
+
+use super::wrk::{Round, free_port, wrk};
+use super::{SECRET, approve_grant, arg};
+
+/// The passphrase of the cluster's Redis secret store (a benchmark's, not a real one).
+const PASSPHRASE: &str = "keygate-bench cluster passphrase";
+
+/// The approver the policy names (`[approvers.ops]` in `keygate_tests::POLICY`).
+const OPS: u64 = 111_111_111_111_111_111;
+
+/// The secret path the grant hit reads.
+const PATH: &str = "/v1/secrets/github%2Ftoken";
+
+/// Two nodes on one Redis, pointed at one simulator.
+pub(super) struct Cluster {
+    pub(super) nodes: Vec<Daemon>,
+    /// Each node's plain-HTTP listener, `http://127.0.0.1:PORT`.
+    pub(super) urls: Vec<String>,
+    pub(super) sim: Simulator,
+    pub(super) token: String,
+    _redis: RedisServer,
+}
+
+impl Cluster {
+    /// The index of the node whose `keygate status --json` says it holds the Discord
+    /// lease, once exactly one does.
+    pub(super) fn leader(&self, among: &[usize]) -> usize {
+        poll(Duration::from_secs(30), "exactly one node to lead", || {
+            let leaders: Vec<usize> = among
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let r = self.nodes[i].keygate(&["status", "--json"]).run();
+                    serde_json::from_str::<serde_json::Value>(&r.stdout)
+                        .is_ok_and(|v| v["cluster"]["discord_leader"] == true)
+                })
+                .collect();
+            match leaders.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// What every node and the single node run with, beyond their own listener.
+fn limits() -> Vec<(&'static str, String)> {
+    vec![
+        ("RUST_LOG", "warn".to_owned()),
+        ("KEYGATE_LIMITS_REQUESTS_PER_MINUTE", "100000".to_owned()),
+        ("KEYGATE_LIMITS_PENDING_PER_AGENT", "1000".to_owned()),
+    ]
+}
+
+fn start_cluster(redis: RedisServer, sim: Simulator) -> Cluster {
+    let mut nodes = Vec::new();
+    let mut urls = Vec::new();
+    for name in ["bench-a", "bench-b"] {
+        let url = format!("http://127.0.0.1:{}", free_port());
+        let mut env = limits();
+        env.extend([
+            ("KEYGATE_SERVER_LISTEN", url.clone()),
+            ("KEYGATE_CLUSTER_REDIS_URL", redis.url()),
+            ("KEYGATE_CLUSTER_NODE", name.to_owned()),
+            ("KEYGATE_SECRET_STORE", "redis".to_owned()),
+            ("KEYGATE_STORE_PASSPHRASE", PASSPHRASE.to_owned()),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        nodes.push(Daemon::start_with_discord(
+            keygate_tests::POLICY,
+            &sim,
+            &env,
+        ));
+        urls.push(url);
+    }
+    // Stored and added on the first node, read and authenticated on both (Redis).
+    nodes[0].secret("github/token", SECRET);
+    nodes[0].secret("db/password", SECRET);
+    let token = nodes[0].agent("ci-bench");
+    Cluster {
+        nodes,
+        urls,
+        sim,
+        token,
+        _redis: redis,
+    }
+}
+
+/// `--cluster`: the three benchmarks, in that order.
+pub(super) async fn cluster_bench() {
+    let secs = arg("--seconds", 5);
+    let rounds = arg("--rounds", 5);
+    let presses = arg("--presses", 100);
+    let takeovers = arg("--takeovers", 5);
+    println!(
+        "# keygate-bench --cluster: 2 nodes on one redis-server, {rounds} wrk rounds of {secs}s, {presses} presses, {takeovers} takeovers"
+    );
+    let Some(redis) = RedisServer::start() else {
+        println!("\n## Cluster: skipped (no redis-server: apt-get install redis-server)");
+        return;
+    };
+    if std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        println!("\n## Cluster: skipped (no `wrk`: apt-get install wrk)");
+        return;
+    }
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let mut c = start_cluster(redis, sim);
+    assert!(
+        c.sim.wait_connected(Duration::from_secs(30)).await,
+        "no node's bot connected to the simulator"
+    );
+    grant_hit(&c, secs, rounds);
+    press::press_to_secret(&c, presses).await;
+    takeover::takeovers(&mut c, takeovers).await;
+}
+
+/// Benchmark 1: wrk against the single node and against node B of the cluster,
+/// alternating which goes first, `rounds` times; the ratio per round.
+fn grant_hit(c: &Cluster, secs: u64, rounds: u64) {
+    let single_url = format!("http://127.0.0.1:{}", free_port());
+    let mut env = limits();
+    env.push(("KEYGATE_SERVER_LISTEN", single_url.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let single = Daemon::start_with(keygate_tests::POLICY, &env);
+    single.secret("github/token", SECRET);
+    let single_token = single.agent("ci-bench");
+    approve_grant(&single, &single_token, "github/token");
+    let node = &c.nodes[1];
+    approve_grant(node, &c.token, "github/token");
+    let (s_code, s_body) = single.http("GET", PATH, &single_token, b"");
+    let (c_code, c_body) = node.http("GET", PATH, &c.token, b"");
+    assert_eq!((s_code, c_code), (200, 200), "{s_body} / {c_body}");
+    let (mut s, mut k): (Vec<Round>, Vec<Round>) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let one = || {
+            wrk(
+                &format!("{single_url}{PATH}"),
+                &single_token,
+                secs,
+                single.pid(),
+            )
+        };
+        let clustered = || wrk(&format!("{}{PATH}", c.urls[1]), &c.token, secs, node.pid());
+        if i % 2 == 0 {
+            s.push(one());
+            k.push(clustered());
+        } else {
+            k.push(clustered());
+            s.push(one());
+        }
+    }
+    let mut ratios: Vec<f64> = s.iter().zip(&k).map(|(s, k)| k.rps / s.rps).collect();
+    let rps = |v: &[Round]| {
+        v.iter()
+            .map(|r| format!("{:.0}", r.rps))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let cpu = |v: &[Round]| {
+        v.iter()
+            .map(|r| {
+                r.cpu_us_per_request
+                    .map_or("-".to_owned(), |x| format!("{x:.1}"))
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    println!(
+        "\n## C1. Grant hit: a node of a 2-node cluster ÷ a single node (`wrk -t1 -c32`, loopback TCP, {rounds} interleaved rounds of {secs}s, {} byte body)",
+        c_body.len()
+    );
+    println!("| keygated | requests/s per round | server CPU µs per request (perf) |");
+    println!("|---|---|---|");
+    println!(
+        "| single node (in-memory store) | {} | {} |",
+        rps(&s),
+        cpu(&s)
+    );
+    println!(
+        "| node of a cluster (Redis store, a Lua script per read) | {} | {} |",
+        rps(&k),
+        cpu(&k)
+    );
+    let shown = ratios
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "ratio per round: {shown}; median **{:.2}×**, range {:.2}–{:.2}× (goal ≥ 0.5×)",
+        median(&ratios),
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0)
+    );
+}
+
+/// The median of sorted figures.
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
