@@ -134,8 +134,18 @@ pub(super) async fn cluster_bench() {
         "no node's bot connected to the simulator"
     );
     grant_hit(&c, secs, rounds);
+    load_average();
     press::press_to_secret(&c, presses).await;
+    load_average();
     takeover::takeovers(&mut c, takeovers).await;
+    load_average();
+}
+
+/// The machine's load average, printed after each section (docs/benchmarks.md).
+fn load_average() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let three: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!("load average: {}", three.join(" "));
 }
 
 /// Benchmark 1: wrk against the single node and against node B of the cluster,
