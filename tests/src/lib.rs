@@ -3,6 +3,7 @@
 //! is a poll with a deadline.
 
 pub mod browser;
+pub mod cluster;
 pub mod discord;
 pub mod exec;
 pub mod mcp;
@@ -129,7 +130,13 @@ impl Daemon {
 
     /// Starts `keygated serve` with this policy and extra environment.
     pub fn start_with(policy: &str, extra_env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), policy, extra_env)
+    }
+
+    /// Starts `keygated serve` in the tree `dir`, where the caller may have put files
+    /// first (a cluster node gets the first node's operator token this way), with this
+    /// policy and extra environment.
+    pub fn start_in(dir: tempfile::TempDir, policy: &str, extra_env: &[(&str, &str)]) -> Self {
         let root = dir.path();
         let mut env = vec![
             (
@@ -201,16 +208,8 @@ impl Daemon {
         sim: &keygate_discord_sim::Simulator,
         extra: &[(&str, &str)],
     ) -> Self {
-        let c = sim.config();
-        let (channel, guild) = (c.channel_id.to_string(), c.guild_id.to_string());
-        let (rest, gateway) = (sim.rest_url(), sim.gateway_url());
-        let mut env = vec![
-            ("KEYGATE_DISCORD_TOKEN", c.bot_token.as_str()),
-            ("KEYGATE_DISCORD_CHANNEL_ID", channel.as_str()),
-            ("KEYGATE_DISCORD_GUILD_ID", guild.as_str()),
-            ("KEYGATE_DISCORD_API_URL", rest.as_str()),
-            ("KEYGATE_DISCORD_GATEWAY_URL", gateway.as_str()),
-        ];
+        let discord = discord_env(sim);
+        let mut env: Vec<(&str, &str)> = discord.iter().map(|(k, v)| (*k, v.as_str())).collect();
         env.extend_from_slice(extra);
         Self::start_with(policy, &env)
     }
@@ -296,6 +295,14 @@ impl Daemon {
         poll(Duration::from_secs(20), "keygated to stop", || {
             child.try_wait().ok().flatten()
         })
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown at all, as in a crash) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Starts the daemon again in the same tree.
@@ -391,6 +398,18 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The environment that points a daemon's bot at the Discord simulator `sim`.
+pub fn discord_env(sim: &keygate_discord_sim::Simulator) -> Vec<(&'static str, String)> {
+    let c = sim.config();
+    vec![
+        ("KEYGATE_DISCORD_TOKEN", c.bot_token.clone()),
+        ("KEYGATE_DISCORD_CHANNEL_ID", c.channel_id.to_string()),
+        ("KEYGATE_DISCORD_GUILD_ID", c.guild_id.to_string()),
+        ("KEYGATE_DISCORD_API_URL", sim.rest_url()),
+        ("KEYGATE_DISCORD_GATEWAY_URL", sim.gateway_url()),
+    ]
 }
 
 /// A `keygate` invocation being prepared.

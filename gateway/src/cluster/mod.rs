@@ -28,6 +28,8 @@ pub struct Cluster {
     /// The version of each request this node's copy is at: an announcement of a change
     /// this node made itself is recognised and not applied twice.
     versions: Mutex<HashMap<RequestId, u64>>,
+    /// Whether this node runs the bot when it holds the lease (`[discord]` is set).
+    bot: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -43,6 +45,7 @@ impl Cluster {
             agents: agents::AgentsCopy::default(),
             leadership: Mutex::new(None),
             versions: Mutex::default(),
+            bot: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -50,6 +53,7 @@ impl Cluster {
     /// called inside a tokio runtime, at most once.
     /// [`Cluster::is_leader`] follows it.
     pub fn start_leading(self: &Arc<Self>) -> tokio::sync::watch::Receiver<bool> {
+        self.bot.store(true, std::sync::atomic::Ordering::Relaxed);
         let leadership = Leadership::spawn(
             Arc::clone(&self.link),
             Lease::discord(&self.node, Timing::DISCORD.ttl),
@@ -61,6 +65,11 @@ impl Cluster {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(leadership);
         rx
+    }
+
+    /// Whether this node runs the Discord bot while it holds the lease.
+    pub fn runs_bot(&self) -> bool {
+        self.bot.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Gives the lease back at once (a clean shutdown), so another node need not wait

@@ -77,7 +77,7 @@ impl Gate {
     pub fn status(&self, caller: &Caller) -> Status {
         let operator = caller.agent().is_none();
         let pending_requests = self.requests.pending_of(caller.agent());
-        let channels: Vec<ChannelStatus> = self
+        let mut channels: Vec<ChannelStatus> = self
             .channels()
             .iter()
             .map(|c| ChannelStatus {
@@ -85,6 +85,15 @@ impl Gate {
                 state: c.state().to_string(),
             })
             .collect();
+        // On a cluster only the lease holder runs the bot; the others stand by.
+        if self.cluster().is_some_and(|c| c.runs_bot())
+            && !channels.iter().any(|c| c.name == "discord")
+        {
+            channels.push(ChannelStatus {
+                name: "discord".into(),
+                state: "standby: the node holding the lease runs the bot".into(),
+            });
+        }
         Status {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),

@@ -324,6 +324,9 @@ impl Gate {
                 self.remember_message(c, &id, ch.as_ref()).await;
             }
         }
+        for ch in &channels {
+            self.caught_up(ch.as_ref(), &view);
+        }
         self.requests.set_posted_to(&id, posted_to);
         self.request_view(&id).ok_or(GateError::NotFound("request"))
     }

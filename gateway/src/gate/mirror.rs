@@ -23,7 +23,7 @@ use crate::requests::{Request, State};
 
 /// How often a node re-reads the cluster's pending requests and its live grants even
 /// when no announcement came: a lost message costs at most this.
-const RESYNC_EVERY: Duration = Duration::from_secs(5);
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// How long after a request's deadline a node that did not file it expires it (the
 /// filing node normally does it at the deadline; this covers a filing node that died).
@@ -168,6 +168,7 @@ impl Gate {
                 Ok(()) => {
                     shown = true;
                     self.remember_message(c, &view.id, ch.as_ref()).await;
+                    self.caught_up(ch.as_ref(), view);
                 }
                 Err(e) => {
                     tracing::warn!(request = %view.id, "{e}");
@@ -181,6 +182,20 @@ impl Gate {
         }
         if !shown {
             self.refuse_unseen(&view.id);
+        }
+    }
+
+    /// A change made while `channel` was posting `posted` reached it before it knew the
+    /// message: it is told again, now that it does.
+    pub(super) fn caught_up(
+        &self,
+        channel: &dyn keygate_proto::approval::ApprovalChannel,
+        posted: &keygate_proto::api::RequestView,
+    ) {
+        if let Some(now) = self.requests.get(&posted.id).map(|r| r.view())
+            && (now.status != posted.status || now.approvals != posted.approvals)
+        {
+            channel.notify(&Change::Request(Box::new(now)));
         }
     }
 
