@@ -327,6 +327,12 @@ impl Gate {
         for ch in &channels {
             self.caught_up(ch.as_ref(), &view);
         }
+        // On a cluster the node that holds the lease posts it to Discord (this one, or
+        // another at the announcement, or the next to take the lease over).
+        if self.cluster().is_some_and(|c| c.runs_bot()) && !posted_to.iter().any(|p| p == "discord")
+        {
+            posted_to.push("discord".to_owned());
+        }
         self.requests.set_posted_to(&id, posted_to);
         self.request_view(&id).ok_or(GateError::NotFound("request"))
     }
