@@ -9,11 +9,16 @@
 //!    pending request; then all approved in a burst, every agent gets its value, and a
 //!    grant hit measured during the burst.
 //! 4. Idle daemon RSS.
+//!
+//! `--cluster` runs the cluster's benchmarks instead (`cluster.rs`): the grant hit
+//! through a clustered node against a single node, press → secret across nodes, and
+//! takeover after `kill -9` of the lease holder.
 
 #![allow(clippy::cast_precision_loss)] // figures for people, not for arithmetic
 
 mod approvals;
 mod baseline;
+mod cluster;
 mod load;
 mod wrk;
 
@@ -82,6 +87,10 @@ async fn main() {
     }
     if args.iter().any(|a| a == "--wrk-only") {
         wrk_grant_hit(arg("--seconds", 5));
+        return;
+    }
+    if args.iter().any(|a| a == "--cluster") {
+        cluster::cluster_bench().await;
         return;
     }
     if args.iter().any(|a| a == "--approvals-only") {

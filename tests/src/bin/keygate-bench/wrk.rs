@@ -13,8 +13,8 @@ pub(super) fn free_port() -> u16 {
 /// time (its task clock), the CPU each request cost (a figure a busy machine moves less
 /// than requests per second).
 pub(super) struct Round {
-    rps: f64,
-    cpu_us_per_request: Option<f64>,
+    pub(super) rps: f64,
+    pub(super) cpu_us_per_request: Option<f64>,
 }
 
 /// `wrk -t1 -c32` against one URL served by process `pid`.
