@@ -25,6 +25,9 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 static PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("state/scripts/put_locked.lua")));
+/// How many connections a blob keeps (the blocking threads that read it at once).
+const CONNECTIONS: usize = 4;
+
 static GET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("state/scripts/get_bounded.lua")));
 static UNLOCK: LazyLock<Script> =
@@ -32,7 +35,11 @@ static UNLOCK: LazyLock<Script> =
 
 struct Inner {
     client: redis::Client,
-    conn: Mutex<Option<redis::Connection>>,
+    /// A few connections, each used by one call at a time: reads on several threads
+    /// do not queue behind one another.
+    conns: [Mutex<Option<redis::Connection>>; CONNECTIONS],
+    /// Where the next call starts looking for a free connection.
+    next: std::sync::atomic::AtomicUsize,
     key: String,
     lock_key: String,
     shown: String,
@@ -80,7 +87,8 @@ impl Blob {
         );
         Ok(Self(Arc::new(Inner {
             client,
-            conn: Mutex::new(None),
+            conns: std::array::from_fn(|_| Mutex::new(None)),
+            next: std::sync::atomic::AtomicUsize::new(0),
             lock_key: format!("{key}:lock"),
             key,
             shown,
@@ -98,7 +106,19 @@ impl Blob {
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, ClusterError> {
-        let mut slot = self.0.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = self
+            .0
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A free connection if there is one, else wait for the one this call started at.
+        let free =
+            (0..CONNECTIONS).find_map(|i| self.0.conns[(start + i) % CONNECTIONS].try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => self.0.conns[start % CONNECTIONS]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        };
         if slot.is_none() {
             let conn = self
                 .0
