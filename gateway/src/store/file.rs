@@ -195,8 +195,19 @@ impl<V: Vault> Sealed<V> {
     /// when its nonce says it is unchanged (before a write: a damaged file is never
     /// overwritten). Locks the store when the file was re-keyed under another passphrase.
     fn refresh(&self, state: &mut State, verify: bool) -> Result<(), StoreError> {
+        let bytes = self.read()?;
+        self.refresh_with(state, bytes, verify)
+    }
+
+    /// [`Sealed::refresh`] from `bytes`, the vault's content as read just now.
+    fn refresh_with(
+        &self,
+        state: &mut State,
+        bytes: Option<Vec<u8>>,
+        verify: bool,
+    ) -> Result<(), StoreError> {
         let unlocked = state.unlocked()?;
-        let Some(bytes) = self.read()? else {
+        let Some(bytes) = bytes else {
             if unlocked.seen_nonce.is_some() {
                 tracing::warn!(path = %self.vault.place().display(), "the secret file disappeared; the store is empty now");
             }
@@ -250,8 +261,13 @@ impl<V: Vault> Sealed<V> {
 
     /// Reads the up-to-date secrets.
     fn with_secrets<T>(&self, read: impl FnOnce(&Secrets) -> T) -> Result<T, StoreError> {
+        // Read before the state is locked: a vault across the network (Redis) must not
+        // hold every other reader while its bytes travel. Bytes a write replaces meanwhile
+        // are what a read that started before it sees; a copy they bring back is
+        // replaced at the next read, and a write reads again under its lock.
+        let bytes = self.read()?;
         let mut state = self.state();
-        self.refresh(&mut state, false)?;
+        self.refresh_with(&mut state, bytes, false)?;
         let unlocked = state.unlocked()?;
         Ok(read(&unlocked.secrets))
     }
