@@ -46,27 +46,64 @@ impl Shared {
         single_use: bool,
         node: &str,
     ) -> Result<Read, ClusterError> {
+        Ok(self
+            .read_marked(id, secret, single_use, node, None)
+            .await?
+            .0)
+    }
+
+    /// [`Shared::read`], also answering, in the same step, bytes `start..=end` of the key
+    /// `{keygate}:NAME` that `mark` names (empty when that key does not exist or the read
+    /// is refused): the sealed secrets' nonce, so a node knows whether the secrets it
+    /// holds are current without a second round trip.
+    pub async fn read_marked(
+        &self,
+        id: &str,
+        secret: &str,
+        single_use: bool,
+        node: &str,
+        mark: Option<(&str, u32, u32)>,
+    ) -> Result<(Read, Vec<u8>), ClusterError> {
         let mut conn = self.conn()?;
+        let (mark_key, start, end) = match mark {
+            Some((name, start, end)) => (key(name), i64::from(start), i64::from(end)),
+            None => (key("-"), 0, -1),
+        };
         let answer: redis::Value = READ
             .key(key(&format!("grant:{id}")))
+            .key(mark_key)
             .arg(secret)
             .arg(u8::from(single_use))
             .arg(node)
+            .arg(start)
+            .arg(end)
             .invoke_async(&mut conn)
             .await?;
+        let redis::Value::Array(items) = &answer else {
+            return Err(ClusterError::Protocol(format!(
+                "reading answered {answer:?}"
+            )));
+        };
+        if let [redis::Value::Int(1), redis::Value::Int(n), mark] = items.as_slice() {
+            let mark = match mark {
+                redis::Value::BulkString(b) => b.clone(),
+                _ => Vec::new(),
+            };
+            return Ok((Read::Served(u64::try_from(*n).unwrap_or(0)), mark));
+        }
         let answer = reply(&answer)?;
-        Ok(match answer.as_slice() {
-            [ok, n] if ok.int() == Some(1) => {
-                Read::Served(n.int().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
-            }
-            [_, Reply::Text(why)] if why == "gone" => Read::Gone,
-            [_, Reply::Text(why)] if why == "taken" => Read::Taken,
-            other => {
-                return Err(ClusterError::Protocol(format!(
-                    "reading answered {other:?}"
-                )));
-            }
-        })
+        Ok((
+            match answer.as_slice() {
+                [_, Reply::Text(why)] if why == "gone" => Read::Gone,
+                [_, Reply::Text(why)] if why == "taken" => Read::Taken,
+                other => {
+                    return Err(ClusterError::Protocol(format!(
+                        "reading answered {other:?}"
+                    )));
+                }
+            },
+            Vec::new(),
+        ))
     }
 
     /// Gives a single-use secret back after a read that could not be completed (the

@@ -147,30 +147,38 @@ impl Gate {
     /// On a cluster, the read just taken under `grant` counted in Redis, which says in
     /// the same step whether the grant still lives anywhere (revoked on another node: it
     /// is gone there) and, for a single-use grant, whether another node read it first.
+    /// With the Redis secret store it also answers the sealed secrets' nonce, so that a
+    /// store whose copy is current serves the value with no second round trip.
     async fn check_shared(
         &self,
         grant: Option<&Arc<Grant>>,
         secret: &SecretName,
-    ) -> Result<(), GateError> {
+    ) -> Result<Option<Vec<u8>>, GateError> {
         let (Some(c), Some(g)) = (self.cluster(), grant) else {
-            return Ok(());
+            return Ok(None);
         };
+        let mark = (self.store.backend() == crate::store::Backend::Redis)
+            .then_some(crate::store::redis::NONCE_MARK);
         let read = c
             .shared
-            .read(g.id.as_str(), secret.as_str(), !g.reuse, c.node.as_str())
+            .read_marked(
+                g.id.as_str(),
+                secret.as_str(),
+                !g.reuse,
+                c.node.as_str(),
+                mark,
+            )
             .await;
         match read {
-            Ok(Read::Served(_)) => Ok(()),
-            Ok(Read::Gone) => {
+            Ok((Read::Served(_), mark)) => Ok(Some(mark)),
+            Ok((Read::Gone, _)) => {
                 let revoked = c.shared.was_revoked(g.id.as_str()).await.unwrap_or(true);
                 self.drop_copy(&g.id, revoked).await;
                 Err(GateError::NoGrant)
             }
-            Ok(Read::Taken) => {
-                // Not served here: this node's count stays as it was.
-                g.give_back(secret);
-                Err(GateError::NoGrant)
-            }
+            // Read on another node first: spent here too (given back, this copy would
+            // stand in front of the agent's other grants for good).
+            Ok((Read::Taken, _)) => Err(GateError::NoGrant),
             Err(e) => {
                 g.give_back(secret);
                 Err(e.into())
@@ -209,7 +217,15 @@ impl Gate {
             }
             (None, Some(eval.rule.unwrap_or_default()))
         };
-        let value = match self.store.get(secret).await.map_err(GateError::from) {
+        // On a cluster, asked first: Redis counts the read and says whether the sealed
+        // secrets this node holds are current (then nothing else crosses the network).
+        let mark = self.check_shared(grant.as_ref(), secret).await?;
+        let current = mark.and_then(|m| self.store.current(secret, &m));
+        let got = match current {
+            Some(v) => Ok(v),
+            None => self.store.get(secret).await.map_err(GateError::from),
+        };
+        let value = match got {
             Ok(Some(v)) => v,
             Ok(None) => {
                 if let Some(g) = &grant {
@@ -226,9 +242,6 @@ impl Gate {
                 return Err(e);
             }
         };
-        // Asked after the value is read, so that as little as possible happens between
-        // Redis counting this read and its answer.
-        self.check_shared(grant.as_ref(), secret).await?;
         let logged = match &grant {
             Some(g) => g.log_first_read(secret, || {
                 self.audit.record(&Event::Released {

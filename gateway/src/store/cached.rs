@@ -81,6 +81,12 @@ impl CachedStore {
             .map_err(CallError::Task)??)
     }
 
+    /// A value from what the store holds in memory, if `mark` says it is current (see
+    /// [`SecretStore::current`]); `None`: read it with [`CachedStore::get`].
+    pub fn current(&self, name: &SecretName, mark: &[u8]) -> Option<Option<SecretValue>> {
+        self.store.current(name, mark)
+    }
+
     /// A value: from the cache, else from the store (and then cached).
     pub async fn get(&self, name: &SecretName) -> Result<Option<SecretValue>, CallError> {
         if let Some(v) = self

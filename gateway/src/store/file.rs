@@ -369,6 +369,20 @@ impl<V: Vault> SecretStore for Sealed<V> {
         self.with_secrets(|s| s.get(name).map(|stored| stored.value.clone()))
     }
 
+    fn current(&self, name: &SecretName, mark: &[u8]) -> Option<Option<SecretValue>> {
+        let state = self.state();
+        let State::Unlocked(u) = &*state else {
+            return None;
+        };
+        // The nonce is random with every write and authenticated with the secrets it
+        // was read with: the same nonce, the same secrets.
+        (u.seen_nonce
+            .as_ref()
+            .map(<[u8; crypto::NONCE_LEN]>::as_slice)
+            == Some(mark))
+        .then(|| u.secrets.get(name).map(|stored| stored.value.clone()))
+    }
+
     fn set(&self, name: &SecretName, value: &SecretValue) -> Result<SecretMeta, StoreError> {
         self.update(|secrets| {
             let now = SystemTime::now();

@@ -23,7 +23,7 @@ mod file;
 mod index;
 mod keyring;
 mod memory;
-mod redis;
+pub(crate) mod redis;
 mod timestamp;
 pub mod vault;
 
@@ -226,6 +226,14 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// The value, or `None` when no secret has that name.
     fn get(&self, name: &SecretName) -> Result<Option<SecretValue>, StoreError>;
+
+    /// The value, from what the store holds in memory, if that is current as `mark`
+    /// says (the sealed store: the nonce of the blob it last read); `None` when it cannot
+    /// tell, and the caller reads with [`SecretStore::get`]. Never blocks.
+    fn current(&self, name: &SecretName, mark: &[u8]) -> Option<Option<SecretValue>> {
+        let _ = (name, mark);
+        None
+    }
 
     /// Creates or replaces a secret. `created_at` survives a replacement.
     fn set(&self, name: &SecretName, value: &SecretValue) -> Result<SecretMeta, StoreError>;

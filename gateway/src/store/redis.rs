@@ -14,6 +14,11 @@ use super::{Backend, StoreError};
 /// The key the sealed secrets live under (after keygate's `{keygate}:` prefix).
 pub const SECRETS_KEY: &str = "secrets";
 
+/// Where the sealed blob's nonce is (bytes 68 to 91 of its header, new with every write):
+/// a grant's read in Redis answers it, so a node knows whether its decrypted copy is
+/// current in the same round trip (`keygate_cluster::Shared::read_marked`).
+pub const NONCE_MARK: (&str, u32, u32) = (SECRETS_KEY, 68, 91);
+
 /// The sealed blob in Redis.
 #[derive(Debug)]
 pub struct InRedis {
@@ -60,5 +65,21 @@ impl Vault for InRedis {
 
     fn write(&self, lock: &BlobLock, bytes: &[u8]) -> Result<(), StoreError> {
         self.blob.put(lock, bytes).map_err(cluster)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The mark is where the header keeps its nonce: a grant's read in Redis must answer
+    /// exactly those bytes.
+    #[test]
+    fn the_mark_is_the_headers_nonce() {
+        let (_, start, end) = super::NONCE_MARK;
+        let doc = include_str!("file/format.rs");
+        assert!(
+            doc.contains(&format!("//!     {start}    24  nonce")),
+            "format.rs no longer puts the nonce at {start}"
+        );
+        assert_eq!(end - start + 1, 24);
     }
 }
