@@ -287,13 +287,8 @@ impl Gate {
         match local {
             Some(local) => {
                 let (mine, theirs) = (local.expires_at(), grant.expires_at());
-                let apart = if mine > theirs {
-                    mine.duration_since(theirs)
-                } else {
-                    theirs.duration_since(mine)
-                }
-                .unwrap_or_default();
-                if apart > Duration::from_millis(1) && theirs > mine {
+                // Extended elsewhere: later by more than the record's millisecond grain.
+                if theirs > mine + Duration::from_millis(1) {
                     let moved = self
                         .grants
                         .extend(
